@@ -1,0 +1,20 @@
+//! Core types of wasm-engine and the traits its parts compose through.
+//!
+//! Architecture invariant: this crate does no I/O, reads no clock, spawns no
+//! thread and names no engine (no wasmer, no ONNX Runtime). Everything here is
+//! plain data and pure functions, so every other crate can depend on it and a
+//! test can build any value by hand.
+
+mod error;
+mod id;
+mod task;
+mod traits;
+
+pub use error::{Error, Result};
+pub use id::{AgentId, GenerationTable, Tick};
+pub use task::{Task, TaskId, TaskKind};
+pub use traits::{
+    AgentCall, AgentHost, AgentInstance, BoxError, CallOutcome, Emitted, FaultKind,
+    InferenceBackend, InferenceRequest, InferenceResult, LogLine, ModuleInfo, RegionView, Snapshot,
+    StateObserver, TickRecord, TraceHeader, TraceSink,
+};

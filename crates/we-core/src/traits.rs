@@ -1,0 +1,331 @@
+//! The traits the runtime composes its parts through, and the data they exchange.
+//!
+//! `we-runtime` holds `Box<dyn AgentHost>`, `Box<dyn InferenceBackend>`,
+//! `Box<dyn TraceSink>` and `Box<dyn StateObserver>`; each implementation lives
+//! in its own crate and can be used alone.
+
+use crate::{AgentId, Tick};
+use std::fmt;
+
+/// A boxed error crossing a trait boundary; each implementing crate has its own
+/// typed error underneath.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why an agent call did not complete. Every variant except [`FaultKind::Watchdog`]
+/// is a deterministic function of the agent's inputs and is recorded in the trace.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FaultKind {
+    /// The call used its whole fuel budget.
+    FuelExhausted,
+    /// The guest trapped; `code` is the WebAssembly trap code, e.g. `unreachable`.
+    Trap {
+        /// Trap code text (stable across machines).
+        code: String,
+    },
+    /// The guest's call stack overflowed.
+    StackOverflow,
+    /// The guest passed a pointer/length outside its memory to a host function
+    /// or exported a buffer that does not fit its memory.
+    OutOfBounds {
+        /// Which host call or buffer.
+        what: String,
+    },
+    /// A batch of effect records was malformed.
+    MalformedEffects {
+        /// Byte offset of the bad record in the batch.
+        offset: u32,
+    },
+    /// The agent emitted more effect bytes in one call than allowed.
+    EffectLimit,
+    /// A message payload exceeded the configured maximum size.
+    MessageTooLarge {
+        /// The payload length.
+        len: u32,
+    },
+    /// An export returned a non-zero status.
+    ErrorCode(i32),
+    /// A fault injected by the scenario's fault plan.
+    Injected,
+    /// The wall-clock watchdog stopped the call. Not reproducible; a run with a
+    /// watchdog fault is reported as such and never verifies.
+    Watchdog,
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FaultKind::FuelExhausted => write!(f, "fuel exhausted"),
+            FaultKind::Trap { code } => write!(f, "trap: {code}"),
+            FaultKind::StackOverflow => write!(f, "stack overflow"),
+            FaultKind::OutOfBounds { what } => write!(f, "out-of-bounds pointer in {what}"),
+            FaultKind::MalformedEffects { offset } => {
+                write!(f, "malformed effect record at byte {offset}")
+            }
+            FaultKind::EffectLimit => write!(f, "effect limit exceeded"),
+            FaultKind::MessageTooLarge { len } => write!(f, "message of {len} bytes too large"),
+            FaultKind::ErrorCode(c) => write!(f, "export returned error code {c}"),
+            FaultKind::Injected => write!(f, "injected fault"),
+            FaultKind::Watchdog => write!(f, "watchdog (not reproducible)"),
+        }
+    }
+}
+
+impl FaultKind {
+    /// A short stable name for counting faults by kind.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::FuelExhausted => "fuel_exhausted",
+            FaultKind::Trap { .. } => "trap",
+            FaultKind::StackOverflow => "stack_overflow",
+            FaultKind::OutOfBounds { .. } => "out_of_bounds",
+            FaultKind::MalformedEffects { .. } => "malformed_effects",
+            FaultKind::EffectLimit => "effect_limit",
+            FaultKind::MessageTooLarge { .. } => "message_too_large",
+            FaultKind::ErrorCode(_) => "error_code",
+            FaultKind::Injected => "injected",
+            FaultKind::Watchdog => "watchdog",
+        }
+    }
+}
+
+/// Outcome of one export call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// The call returned `STATUS_OK`.
+    Ok,
+    /// The call faulted; the agent is marked faulted by the runtime.
+    Fault(FaultKind),
+}
+
+/// One export call of an agent. Contexts are the we-abi byte layouts, already
+/// encoded, so the host copies them into guest memory as they are.
+#[derive(Clone, Copy, Debug)]
+pub enum AgentCall<'a> {
+    /// `agent_init` with an encoded init context followed by the config bytes.
+    Init {
+        /// `InitContext` bytes then config bytes.
+        context: &'a [u8],
+    },
+    /// `agent_receive` with the inbox as message records.
+    Receive {
+        /// Message records.
+        inbox: &'a [u8],
+    },
+    /// `agent_step` with an encoded step context.
+    Step {
+        /// `StepContext` bytes.
+        context: &'a [u8],
+    },
+    /// `agent_shutdown`.
+    Shutdown,
+}
+
+/// A line an agent logged through the `log` import.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    /// we-abi log level.
+    pub level: i32,
+    /// The text, lossily decoded, cut at the configured maximum.
+    pub text: String,
+}
+
+/// What one call of an agent produced, gathered by the host.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Emitted {
+    /// Effect records (we-abi `EffectHeader` layout) in emission order.
+    pub effects: Vec<u8>,
+    /// Lines logged, in order.
+    pub log: Vec<LogLine>,
+    /// Fuel used by the calls since the last clear.
+    pub fuel_used: u64,
+}
+
+impl Emitted {
+    /// Empties the buffers, keeping their capacity.
+    pub fn clear(&mut self) {
+        self.effects.clear();
+        self.log.clear();
+        self.fuel_used = 0;
+    }
+}
+
+/// Read access to shared regions during a tick: the versions committed at the
+/// end of the previous tick. Implementations are lock-free and `Sync`, since
+/// agents on different workers read concurrently.
+pub trait RegionView: Sync {
+    /// Length of `region`'s committed version as seen by `reader`, or a negative
+    /// we-abi `REGION_*` code.
+    fn region_len(&self, reader: AgentId, region: u32) -> i32;
+    /// Copies from `region` at `offset` into `dst`; bytes copied or a negative
+    /// we-abi `REGION_*` code.
+    fn region_read(&self, reader: AgentId, region: u32, offset: u32, dst: &mut [u8]) -> i32;
+}
+
+/// A running agent: one sandboxed instance.
+pub trait AgentInstance: Send {
+    /// Runs one export. Effects and log lines are appended to `out`. A fault
+    /// leaves the instance unusable; the runtime stops calling it.
+    fn call(
+        &mut self,
+        tick: Tick,
+        call: AgentCall<'_>,
+        regions: Option<&dyn RegionView>,
+        out: &mut Emitted,
+    ) -> CallOutcome;
+
+    /// Bytes of linear memory the instance currently holds.
+    fn memory_bytes(&self) -> u64;
+}
+
+/// Facts about a loaded agent module.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleInfo {
+    /// Name the module was loaded under (usually its path).
+    pub name: String,
+    /// blake3 of the module bytes.
+    pub hash: [u8; 32],
+    /// ABI version the module declares.
+    pub abi_version: u32,
+    /// Imports the module uses, as `module.name`.
+    pub imports: Vec<String>,
+}
+
+/// Something that loads agent modules and makes instances of them.
+pub trait AgentHost: Send + Sync {
+    /// Validates and compiles a module once; returns its index for
+    /// [`AgentHost::instantiate`].
+    fn load(&mut self, name: &str, bytes: &[u8]) -> Result<usize, BoxError>;
+    /// Facts about a loaded module.
+    fn module_info(&self, module: usize) -> Option<&ModuleInfo>;
+    /// Makes a fresh instance of `module` for `agent`. `seed` is the run seed,
+    /// from which the instance derives its PRNG stream.
+    fn instantiate(
+        &self,
+        module: usize,
+        agent: AgentId,
+        seed: u64,
+    ) -> Result<Box<dyn AgentInstance>, BoxError>;
+}
+
+/// An inference request committed in tick `tick`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InferenceRequest {
+    /// The requesting agent.
+    pub agent: AgentId,
+    /// The agent's tag for matching the result.
+    pub tag: u32,
+    /// Model name.
+    pub model: String,
+    /// Input tensors in the we-abi tensor format (without the request header).
+    pub inputs: Vec<u8>,
+    /// Number of tensors in `inputs`.
+    pub tensor_count: u16,
+}
+
+/// The answer to one [`InferenceRequest`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InferenceResult {
+    /// The requesting agent.
+    pub agent: AgentId,
+    /// The request's tag.
+    pub tag: u32,
+    /// A we-abi result payload (result header and tensors), or why it failed.
+    pub outcome: Result<Vec<u8>, String>,
+}
+
+/// Serves inference requests. Requests of one tick come in commit order; the
+/// results must come back in the same order, one per request.
+pub trait InferenceBackend: Send {
+    /// Runs the requests of one tick.
+    fn run(&mut self, tick: Tick, requests: &[InferenceRequest]) -> Vec<InferenceResult>;
+    /// Which execution provider serves requests and why; recorded in the trace header.
+    fn describe(&self) -> String;
+}
+
+/// What a trace starts with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TraceHeader {
+    /// Version of the runtime that recorded it.
+    pub runtime_version: String,
+    /// blake3 of the scenario file bytes.
+    pub scenario_digest: [u8; 32],
+    /// blake3 of the resolved, worker-independent configuration.
+    pub config_digest: [u8; 32],
+    /// Run seed.
+    pub seed: u64,
+    /// Number of agents.
+    pub agent_count: u32,
+    /// `(name, blake3)` of every agent module, in load order.
+    pub modules: Vec<(String, [u8; 32])>,
+    /// Free-form settings recorded for humans (`key=value`), e.g. the inference
+    /// provider or that unsigned modules were allowed.
+    pub notes: Vec<String>,
+    /// The scenario file itself, so a trace can be replayed on its own.
+    pub scenario: Vec<u8>,
+}
+
+/// What one committed tick leaves in the trace.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TickRecord {
+    /// The tick.
+    pub tick: Tick,
+    /// blake3 over every committed effect of the tick, in commit order.
+    pub effects_digest: [u8; 32],
+    /// The workload digest after this tick (see `shared/workloads.md`).
+    pub workload_digest: [u8; 32],
+    /// Messages committed for delivery at the next tick.
+    pub messages: u64,
+    /// Per-agent digests of the effects each agent emitted (first 8 bytes of a
+    /// blake3), so a divergence can be pinned to an agent; empty when the trace
+    /// detail is per tick only.
+    pub agent_digests: Vec<u64>,
+    /// Faults of the tick as `(agent, kind)`.
+    pub faults: Vec<(AgentId, FaultKind)>,
+    /// Inference results delivered at the next tick, in commit order.
+    pub inference: Vec<InferenceResult>,
+    /// External inputs that became tasks in this tick.
+    pub inputs: Vec<Vec<u8>>,
+}
+
+/// Receives the trace of a run.
+pub trait TraceSink: Send {
+    /// Writes the header; called once before the first tick.
+    fn begin(&mut self, header: &TraceHeader) -> Result<(), BoxError>;
+    /// Appends a committed tick; returns the chain hash after it.
+    fn record(&mut self, record: &TickRecord) -> Result<[u8; 32], BoxError>;
+    /// Flushes and closes the trace.
+    fn finish(&mut self) -> Result<(), BoxError>;
+}
+
+/// A point-in-time view of the run for observers such as the UI.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Snapshot {
+    /// Last committed tick.
+    pub tick: u64,
+    /// Number of agents.
+    pub agent_count: u32,
+    /// Faulted agents with their fault.
+    pub faulted: Vec<(AgentId, FaultKind)>,
+    /// Messages committed in the last tick.
+    pub messages_last_tick: u64,
+    /// Total messages delivered.
+    pub messages_total: u64,
+    /// Wall time of the last tick in nanoseconds (observability only).
+    pub tick_time_ns: u64,
+    /// Fuel used in the last tick, all agents together.
+    pub fuel_last_tick: u64,
+    /// Deepest inbox of the next tick.
+    pub mailbox_depth_max: u32,
+    /// Trace chain head after the last tick (zero without a trace).
+    pub chain_head: [u8; 32],
+    /// The newest log lines, oldest first.
+    pub log_tail: Vec<String>,
+}
+
+/// Watches the run. `publish` must never block the tick.
+pub trait StateObserver: Send {
+    /// Called after each committed tick.
+    fn publish(&mut self, snapshot: &Snapshot);
+}
