@@ -1,0 +1,3 @@
+//! The `we` command.
+
+fn main() {}

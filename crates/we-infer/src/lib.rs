@@ -1,0 +1,1 @@
+//! Inference on ONNX Runtime.

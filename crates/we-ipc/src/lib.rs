@@ -1,0 +1,1 @@
+//! The message bus: buffered effects committed in (agent id, emission index) order into bounded mailboxes.

@@ -1,0 +1,1 @@
+//! The hash-chained trace: recorder, validating reader, torn-tail recovery.

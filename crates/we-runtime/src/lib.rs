@@ -1,0 +1,1 @@
+//! The orchestrator: the deterministic tick, composing host, bus, scheduler, trace and inference.

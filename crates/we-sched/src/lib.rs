@@ -1,0 +1,1 @@
+//! Deterministic event queue: FIFO and priority policies, round-robin across agents, dependency order.
