@@ -57,14 +57,16 @@ pub mod exports {
     /// The linear memory every agent exports.
     pub const MEMORY: &str = "memory";
 
-    /// Every function export the host requires.
-    pub const REQUIRED_FUNCTIONS: [&str; 6] = [
-        ABI_VERSION,
-        BUFFER,
-        AGENT_INIT,
-        AGENT_STEP,
-        AGENT_RECEIVE,
-        AGENT_SHUTDOWN,
+    use crate::ValType::I32;
+
+    /// Every function export the host requires, with its signature.
+    pub const SIGNATURES: [crate::Signature; 6] = [
+        crate::Signature::new(ABI_VERSION, &[], &[I32]),
+        crate::Signature::new(BUFFER, &[I32], &[I32]),
+        crate::Signature::new(AGENT_INIT, &[I32, I32], &[I32]),
+        crate::Signature::new(AGENT_STEP, &[I32, I32], &[I32]),
+        crate::Signature::new(AGENT_RECEIVE, &[I32, I32], &[I32]),
+        crate::Signature::new(AGENT_SHUTDOWN, &[], &[I32]),
     ];
 }
 
@@ -77,8 +79,9 @@ pub mod imports {
     /// `() -> i64`: the next value of this agent's deterministic PRNG.
     pub const RAND_U64: &str = "rand_u64";
     /// `(ptr: i32, len: i32) -> i32`: hand a batch of effect records to the host.
-    /// Returns [`crate::STATUS_OK`] or a negative `EMIT_*` code; a range outside
-    /// guest memory traps the agent.
+    /// Returns [`crate::STATUS_OK`]. A range outside guest memory, a malformed
+    /// record, a payload over the message size limit or a batch over the
+    /// per-call effect budget faults the agent (it never returns to the guest).
     pub const EMIT: &str = "emit";
     /// `(level: i32, ptr: i32, len: i32) -> i32`: append a line to the run's log.
     pub const LOG: &str = "log";
@@ -90,21 +93,57 @@ pub mod imports {
     /// or a negative `REGION_*` code.
     pub const REGION_LEN: &str = "region_len";
 
-    /// Every import a host built from this crate may provide, with its signature
-    /// as (parameter count, result count); all parameters are `i32` except as
-    /// stated above.
-    pub const ALL: [&str; 7] = [TICK, SELF_ID, RAND_U64, EMIT, LOG, REGION_READ, REGION_LEN];
+    use crate::ValType::{I32, I64};
+
+    /// Every import a host built from this crate provides, with its signature.
+    pub const SIGNATURES: [crate::Signature; 7] = [
+        crate::Signature::new(TICK, &[], &[I64]),
+        crate::Signature::new(SELF_ID, &[], &[I32]),
+        crate::Signature::new(RAND_U64, &[], &[I64]),
+        crate::Signature::new(EMIT, &[I32, I32], &[I32]),
+        crate::Signature::new(LOG, &[I32, I32, I32], &[I32]),
+        crate::Signature::new(REGION_READ, &[I32, I32, I32, I32], &[I32]),
+        crate::Signature::new(REGION_LEN, &[I32], &[I32]),
+    ];
+}
+
+/// A WebAssembly value type used at the boundary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValType {
+    /// `i32`.
+    I32,
+    /// `i64`.
+    I64,
+}
+
+/// The name and type of a function crossing the boundary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Signature {
+    /// Export or import name.
+    pub name: &'static str,
+    /// Parameter types.
+    pub params: &'static [ValType],
+    /// Result types.
+    pub results: &'static [ValType],
+}
+
+impl Signature {
+    /// A signature.
+    pub const fn new(
+        name: &'static str,
+        params: &'static [ValType],
+        results: &'static [ValType],
+    ) -> Self {
+        Self {
+            name,
+            params,
+            results,
+        }
+    }
 }
 
 /// Export status: success.
 pub const STATUS_OK: i32 = 0;
-
-/// `emit` result: a record header was malformed (bad op, length past the batch).
-pub const EMIT_MALFORMED: i32 = -1;
-/// `emit` result: the agent exceeded its effect budget for this call.
-pub const EMIT_OVER_BUDGET: i32 = -2;
-/// `emit` result: a message payload exceeded the configured maximum size.
-pub const EMIT_TOO_LARGE: i32 = -3;
 
 /// Region call result: no such region or the handle is stale.
 pub const REGION_STALE: i32 = -1;

@@ -162,8 +162,10 @@ pub trait RegionView: Sync {
     fn region_read(&self, reader: AgentId, region: u32, offset: u32, dst: &mut [u8]) -> i32;
 }
 
-/// A running agent: one sandboxed instance.
-pub trait AgentInstance: Send {
+/// A running agent: one sandboxed instance. Not `Send`: engines such as wasmer
+/// tie an instance to the thread that created it, so the runtime creates each
+/// instance on the worker that runs it and keeps it there.
+pub trait AgentInstance {
     /// Runs one export. Effects and log lines are appended to `out`. A fault
     /// leaves the instance unusable; the runtime stops calling it.
     fn call(

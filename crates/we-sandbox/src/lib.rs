@@ -1,1 +1,208 @@
-//! placeholder
+//! The wasmer host of wasm-engine: loads agent modules and runs them sandboxed.
+//!
+//! Architecture invariant: this is the only crate that names wasmer.
+//!
+//! - Each module is validated and compiled once ([`Sandbox::load`]), with
+//!   Cranelift, NaN canonicalisation on, and the threads, relaxed-SIMD,
+//!   multi-memory, memory64 and exceptions proposals off, so a module that uses
+//!   them is refused at validation.
+//! - Each agent gets its own instance in its own `Store`, so a faulted agent can
+//!   be dropped alone and instances can move between worker threads.
+//! - Fuel: every operator costs one point (wasmer-middlewares metering). Each
+//!   export call gets `fuel_per_call` points; running out traps the call, and the
+//!   agent is faulted with [`FaultKind::FuelExhausted`], the same way on every
+//!   machine.
+//! - Memory: linear memory is capped at `memory_pages_max` pages through
+//!   [`tunables::LimitingTunables`]; `memory.grow` past the cap fails inside the
+//!   guest, and a module whose minimum exceeds the cap is refused at instantiation.
+//! - Host imports are exactly those of `we_abi::imports`; every pointer and length
+//!   a guest passes is checked against its memory, and a bad one traps that agent.
+
+mod error;
+mod host;
+mod instance;
+pub mod tunables;
+
+pub use error::{Error, Result};
+pub use instance::WasmAgent;
+
+use std::sync::Arc;
+use tunables::{LimitingTunables, MemoryStyleChoice};
+use wasmer::sys::{CompilerConfig, Cranelift, EngineBuilder, Features, NativeEngineExt};
+use wasmer::{Engine, Module};
+use wasmer_middlewares::Metering;
+use we_core::{AgentHost, AgentId, AgentInstance, BoxError, ModuleInfo};
+
+/// Limits and settings of the sandbox, the same for every agent of a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SandboxConfig {
+    /// Fuel (WebAssembly operators) each export call may use.
+    pub fuel_per_call: u64,
+    /// Maximum linear memory per agent, in 64 KiB pages.
+    pub memory_pages_max: u32,
+    /// Maximum effect bytes one export call may emit.
+    pub effect_bytes_max: u32,
+    /// Maximum payload bytes of one message.
+    pub message_bytes_max: u32,
+    /// Maximum log lines one export call may write; further lines are counted
+    /// and dropped with a marker line.
+    pub log_lines_max: u32,
+    /// Maximum bytes of one log line; longer lines are cut.
+    pub log_line_bytes_max: u32,
+    /// How linear memories are reserved.
+    pub memory_style: MemoryStyleChoice,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            fuel_per_call: 50_000_000,
+            memory_pages_max: 256,
+            effect_bytes_max: 8 << 20,
+            message_bytes_max: 64 << 10,
+            log_lines_max: 64,
+            log_line_bytes_max: 1024,
+            memory_style: MemoryStyleChoice::Dynamic,
+        }
+    }
+}
+
+/// A compiled module and the engine it was compiled with.
+struct Loaded {
+    engine: Engine,
+    module: Module,
+    info: ModuleInfo,
+}
+
+/// The wasmer implementation of [`AgentHost`].
+pub struct Sandbox {
+    config: Arc<SandboxConfig>,
+    modules: Vec<Loaded>,
+}
+
+impl Sandbox {
+    /// A sandbox with the given limits.
+    pub fn new(config: SandboxConfig) -> Self {
+        Self {
+            config: Arc::new(config),
+            modules: Vec::new(),
+        }
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &SandboxConfig {
+        &self.config
+    }
+
+    /// An engine configured for determinism. Each module gets its own engine
+    /// because the metering middleware instruments exactly one module.
+    fn engine(&self) -> Engine {
+        let mut compiler = Cranelift::new();
+        compiler.canonicalize_nans(true);
+        let limit = self.config.fuel_per_call;
+        compiler.push_middleware(Arc::new(Metering::new(limit, |_| 1)));
+        let mut features = Features::new();
+        features
+            .threads(false)
+            .relaxed_simd(false)
+            .multi_memory(false)
+            .memory64(false)
+            .exceptions(false)
+            .tail_call(false);
+        let mut engine: Engine = EngineBuilder::new(compiler)
+            .set_features(Some(features))
+            .engine()
+            .into();
+        engine.set_tunables(LimitingTunables::new(
+            self.config.memory_pages_max,
+            self.config.memory_style,
+        ));
+        engine
+    }
+
+    /// Validates, checks and compiles `bytes`, named `name` in errors.
+    pub fn load_module(&mut self, name: &str, bytes: &[u8]) -> Result<usize> {
+        let engine = self.engine();
+        Module::validate(&engine, bytes).map_err(|e| Error::InvalidModule {
+            module: name.to_string(),
+            reason: e.to_string(),
+        })?;
+        let module = Module::new(&engine, bytes).map_err(|e| Error::InvalidModule {
+            module: name.to_string(),
+            reason: e.to_string(),
+        })?;
+        let imports = host::check_imports(name, &module)?;
+        host::check_exports(name, &module)?;
+        let hash = *blake3::hash(bytes).as_bytes();
+        let mut info = ModuleInfo {
+            name: name.to_string(),
+            hash,
+            abi_version: 0,
+            imports,
+        };
+        // The declared ABI version is read by running the export once in a
+        // throw-away instance, under the normal fuel and memory limits.
+        let mut probe = WasmAgent::new(
+            &engine,
+            &module,
+            &info,
+            AgentId::new(u32::MAX),
+            0,
+            self.config.clone(),
+        )?;
+        let declared = probe.abi_version().map_err(|fault| Error::AbiProbe {
+            module: name.to_string(),
+            fault,
+        })?;
+        if !(we_abi::ABI_VERSION_MIN..=we_abi::ABI_VERSION_MAX).contains(&declared) {
+            return Err(Error::AbiMismatch {
+                module: name.to_string(),
+                declared,
+                min: we_abi::ABI_VERSION_MIN,
+                max: we_abi::ABI_VERSION_MAX,
+            });
+        }
+        info.abi_version = declared;
+        self.modules.push(Loaded {
+            engine,
+            module,
+            info,
+        });
+        Ok(self.modules.len() - 1)
+    }
+
+    /// Makes an instance of a loaded module for `agent`.
+    pub fn instantiate_agent(&self, module: usize, agent: AgentId, seed: u64) -> Result<WasmAgent> {
+        let loaded = self.modules.get(module).ok_or(Error::UnknownModule {
+            index: module,
+            count: self.modules.len(),
+        })?;
+        WasmAgent::new(
+            &loaded.engine,
+            &loaded.module,
+            &loaded.info,
+            agent,
+            seed,
+            self.config.clone(),
+        )
+    }
+}
+
+impl AgentHost for Sandbox {
+    fn load(&mut self, name: &str, bytes: &[u8]) -> Result<usize, BoxError> {
+        Ok(self.load_module(name, bytes)?)
+    }
+
+    fn module_info(&self, module: usize) -> Option<&ModuleInfo> {
+        self.modules.get(module).map(|m| &m.info)
+    }
+
+    fn instantiate(
+        &self,
+        module: usize,
+        agent: AgentId,
+        seed: u64,
+    ) -> Result<Box<dyn AgentInstance>, BoxError> {
+        Ok(Box::new(self.instantiate_agent(module, agent, seed)?))
+    }
+}

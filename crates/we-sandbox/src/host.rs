@@ -1,0 +1,293 @@
+//! The host functions of ABI v1 and the import/export checks done at load.
+//!
+//! Every host function that takes a pointer checks the whole range against the
+//! guest's current memory before touching it. A bad range, a malformed effect
+//! batch or an exceeded budget records the fault kind in the agent's
+//! [`HostEnv`] and traps the call; the instance classifies the trap from there.
+
+use crate::{Error, Result, SandboxConfig};
+use std::sync::Arc;
+use wasmer::{ExternType, FunctionEnvMut, Memory, Module, Type};
+use we_abi::{EffectHeader, Records, SplitMix64, ValType, op};
+use we_core::{AgentId, FaultKind, LogLine, RegionView};
+
+/// Per-agent state the host functions see.
+pub(crate) struct HostEnv {
+    pub memory: Option<Memory>,
+    pub agent: AgentId,
+    pub tick: u64,
+    pub rng: SplitMix64,
+    pub effects: Vec<u8>,
+    pub log: Vec<LogLine>,
+    pub log_dropped: u32,
+    /// Regions visible during the current call. Set just before a guest call
+    /// and cleared right after it, so the erased lifetime never outlives the
+    /// borrow it came from (see `WasmAgent::call`).
+    pub regions: Option<&'static dyn RegionView>,
+    /// The fault a host function detected before trapping.
+    pub fault: Option<FaultKind>,
+    pub config: Arc<SandboxConfig>,
+}
+
+/// The error a host function returns to trap the guest; the fault itself is in
+/// [`HostEnv::fault`].
+#[derive(Debug, thiserror::Error)]
+#[error("host function refused the call: {0}")]
+pub(crate) struct HostTrap(pub FaultKind);
+
+fn fault(env: &mut HostEnv, kind: FaultKind) -> HostTrap {
+    env.fault = Some(kind.clone());
+    HostTrap(kind)
+}
+
+/// Checks `ptr..ptr+len` against the guest memory; returns it as `u64` offsets.
+fn guest_range(
+    env: &mut HostEnv,
+    store: &impl wasmer::AsStoreRef,
+    what: &str,
+    ptr: i32,
+    len: i32,
+) -> Result<(u64, usize), HostTrap> {
+    let size = env
+        .memory
+        .as_ref()
+        .map(|m| m.view(store).data_size())
+        .unwrap_or(0);
+    let ok = ptr >= 0 && len >= 0 && (ptr as u64) + (len as u64) <= size;
+    if ok {
+        Ok((ptr as u64, len as usize))
+    } else {
+        Err(fault(
+            env,
+            FaultKind::OutOfBounds {
+                what: what.to_string(),
+            },
+        ))
+    }
+}
+
+pub(crate) fn tick(env: FunctionEnvMut<HostEnv>) -> i64 {
+    env.data().tick as i64
+}
+
+pub(crate) fn self_id(env: FunctionEnvMut<HostEnv>) -> i32 {
+    env.data().agent.index as i32
+}
+
+pub(crate) fn rand_u64(mut env: FunctionEnvMut<HostEnv>) -> i64 {
+    env.data_mut().rng.next_u64() as i64
+}
+
+pub(crate) fn emit(mut env: FunctionEnvMut<HostEnv>, ptr: i32, len: i32) -> Result<i32, HostTrap> {
+    let (data, store) = env.data_and_store_mut();
+    let (offset, len) = guest_range(data, &store, "emit", ptr, len)?;
+    let start = data.effects.len();
+    if start + len > data.config.effect_bytes_max as usize {
+        return Err(fault(data, FaultKind::EffectLimit));
+    }
+    data.effects.resize(start + len, 0);
+    let read = match data.memory.as_ref() {
+        Some(memory) => memory.view(&store).read(offset, &mut data.effects[start..]),
+        None => Ok(()),
+    };
+    if read.is_err() {
+        data.effects.truncate(start);
+        return Err(fault(
+            data,
+            FaultKind::OutOfBounds {
+                what: "emit".to_string(),
+            },
+        ));
+    }
+    if let Err(kind) = validate_effects(&data.effects[start..], &data.config) {
+        data.effects.truncate(start);
+        return Err(fault(data, kind));
+    }
+    Ok(we_abi::STATUS_OK)
+}
+
+/// Checks a batch of effect records: whole records, known ops, zero flags,
+/// payloads within the message limit. The runtime's commit relies on this.
+pub(crate) fn validate_effects(batch: &[u8], config: &SandboxConfig) -> Result<(), FaultKind> {
+    let mut records = Records::new(batch);
+    loop {
+        let offset = records.offset() as u32;
+        let Some(next) = records.next() else {
+            return Ok(());
+        };
+        let (header, _payload) = next.map_err(|_| FaultKind::MalformedEffects { offset })?;
+        let header = EffectHeader::decode(header).ok_or(FaultKind::MalformedEffects { offset })?;
+        if header.op == 0 || header.op > op::MAX || header.flags != 0 {
+            return Err(FaultKind::MalformedEffects { offset });
+        }
+        let payload_allowed = match header.op {
+            op::SEND | op::PUBLISH | op::INFER | op::REGION_WRITE => true,
+            _ => header.len == 0,
+        };
+        if !payload_allowed {
+            return Err(FaultKind::MalformedEffects { offset });
+        }
+        if header.len > config.message_bytes_max {
+            return Err(FaultKind::MessageTooLarge { len: header.len });
+        }
+    }
+}
+
+pub(crate) fn log(
+    mut env: FunctionEnvMut<HostEnv>,
+    level: i32,
+    ptr: i32,
+    len: i32,
+) -> Result<i32, HostTrap> {
+    let (data, store) = env.data_and_store_mut();
+    let (offset, len) = guest_range(data, &store, "log", ptr, len)?;
+    if data.log.len() >= data.config.log_lines_max as usize {
+        data.log_dropped = data.log_dropped.saturating_add(1);
+        return Ok(we_abi::STATUS_OK);
+    }
+    let keep = len.min(data.config.log_line_bytes_max as usize);
+    let mut bytes = vec![0u8; keep];
+    if let Some(memory) = data.memory.as_ref() {
+        if memory.view(&store).read(offset, &mut bytes).is_err() {
+            return Err(fault(
+                data,
+                FaultKind::OutOfBounds {
+                    what: "log".to_string(),
+                },
+            ));
+        }
+    }
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    if keep < len {
+        text.push_str(" [cut]");
+    }
+    data.log.push(LogLine { level, text });
+    Ok(we_abi::STATUS_OK)
+}
+
+pub(crate) fn region_len(env: FunctionEnvMut<HostEnv>, region: i32) -> i32 {
+    let data = env.data();
+    match data.regions {
+        Some(view) if region >= 0 => view.region_len(data.agent, region as u32),
+        _ => we_abi::REGION_STALE,
+    }
+}
+
+pub(crate) fn region_read(
+    mut env: FunctionEnvMut<HostEnv>,
+    region: i32,
+    offset: i32,
+    dst: i32,
+    len: i32,
+) -> Result<i32, HostTrap> {
+    let (data, store) = env.data_and_store_mut();
+    let (dst, len) = guest_range(data, &store, "region_read", dst, len)?;
+    let (Some(view), true) = (data.regions, region >= 0 && offset >= 0) else {
+        return Ok(we_abi::REGION_STALE);
+    };
+    let mut scratch = vec![0u8; len];
+    let n = view.region_read(data.agent, region as u32, offset as u32, &mut scratch);
+    if n > 0 {
+        if let Some(memory) = data.memory.as_ref() {
+            if memory
+                .view(&store)
+                .write(dst, &scratch[..n as usize])
+                .is_err()
+            {
+                return Err(fault(
+                    data,
+                    FaultKind::OutOfBounds {
+                        what: "region_read".to_string(),
+                    },
+                ));
+            }
+        }
+    }
+    Ok(n)
+}
+
+fn to_type(v: ValType) -> Type {
+    match v {
+        ValType::I32 => Type::I32,
+        ValType::I64 => Type::I64,
+    }
+}
+
+fn signature_text(params: &[Type], results: &[Type]) -> String {
+    format!("{params:?} -> {results:?}")
+}
+
+/// Checks every import against ABI v1; returns them as `module.name`.
+pub(crate) fn check_imports(name: &str, module: &Module) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    for import in module.imports() {
+        let known = || {
+            we_abi::imports::SIGNATURES
+                .iter()
+                .map(|s| s.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let sig = (import.module() == we_abi::IMPORT_MODULE)
+            .then(|| {
+                we_abi::imports::SIGNATURES
+                    .iter()
+                    .find(|s| s.name == import.name())
+            })
+            .flatten();
+        let Some(sig) = sig else {
+            return Err(Error::UnknownImport {
+                module: name.to_string(),
+                import_module: import.module().to_string(),
+                name: import.name().to_string(),
+                known: known(),
+            });
+        };
+        let params: Vec<Type> = sig.params.iter().map(|&v| to_type(v)).collect();
+        let results: Vec<Type> = sig.results.iter().map(|&v| to_type(v)).collect();
+        let matches = match import.ty() {
+            ExternType::Function(f) => f.params() == params && f.results() == results,
+            _ => false,
+        };
+        if !matches {
+            return Err(Error::ImportType {
+                module: name.to_string(),
+                name: import.name().to_string(),
+                found: format!("{:?}", import.ty()),
+                expected: signature_text(&params, &results),
+            });
+        }
+        found.push(format!("{}.{}", import.module(), import.name()));
+    }
+    Ok(found)
+}
+
+/// Checks that every ABI export exists with its exact type, and the memory.
+pub(crate) fn check_exports(name: &str, module: &Module) -> Result<()> {
+    for sig in we_abi::exports::SIGNATURES {
+        let params: Vec<Type> = sig.params.iter().map(|&v| to_type(v)).collect();
+        let results: Vec<Type> = sig.results.iter().map(|&v| to_type(v)).collect();
+        let ok = module.exports().any(|e| {
+            e.name() == sig.name
+                && matches!(e.ty(), ExternType::Function(f) if f.params() == params && f.results() == results)
+        });
+        if !ok {
+            return Err(Error::MissingExport {
+                module: name.to_string(),
+                export: sig.name.to_string(),
+                expected: signature_text(&params, &results),
+            });
+        }
+    }
+    let has_memory = module
+        .exports()
+        .any(|e| e.name() == we_abi::exports::MEMORY && matches!(e.ty(), ExternType::Memory(_)));
+    if !has_memory {
+        return Err(Error::MissingExport {
+            module: name.to_string(),
+            export: we_abi::exports::MEMORY.to_string(),
+            expected: "a linear memory".to_string(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,317 @@
+//! One sandboxed agent: a wasmer instance in its own store, with fuel, the
+//! exchange buffer and fault classification.
+
+use crate::host::{self, HostEnv};
+use crate::{Error, Result, SandboxConfig};
+use std::sync::Arc;
+use wasmer::{
+    Engine, Function, FunctionEnv, Global, Instance, Memory, Module, RuntimeError, Store,
+    TypedFunction, Value, imports,
+};
+use we_abi::{SplitMix64, exports, imports as names};
+use we_core::{
+    AgentCall, AgentId, AgentInstance, CallOutcome, Emitted, FaultKind, LogLine, ModuleInfo,
+    RegionView, Tick,
+};
+
+/// Export names of the metering middleware's globals.
+const REMAINING_POINTS: &str = "wasmer_metering_remaining_points";
+const POINTS_EXHAUSTED: &str = "wasmer_metering_points_exhausted";
+
+/// Smallest exchange buffer requested from a guest.
+const BUFFER_MIN: u32 = 4096;
+
+/// A running agent instance.
+pub struct WasmAgent {
+    store: Store,
+    env: FunctionEnv<HostEnv>,
+    memory: Memory,
+    f_version: TypedFunction<(), i32>,
+    f_buffer: TypedFunction<i32, i32>,
+    f_init: TypedFunction<(i32, i32), i32>,
+    f_step: TypedFunction<(i32, i32), i32>,
+    f_receive: TypedFunction<(i32, i32), i32>,
+    f_shutdown: TypedFunction<(), i32>,
+    remaining: Global,
+    exhausted: Global,
+    buf_ptr: u32,
+    buf_cap: u32,
+    fuel_per_call: u64,
+    faulted: Option<FaultKind>,
+}
+
+fn instantiate_error(info: &ModuleInfo, agent: AgentId, reason: impl ToString) -> Error {
+    Error::Instantiate {
+        module: info.name.clone(),
+        agent: agent.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+impl WasmAgent {
+    pub(crate) fn new(
+        engine: &Engine,
+        module: &Module,
+        info: &ModuleInfo,
+        agent: AgentId,
+        seed: u64,
+        config: Arc<SandboxConfig>,
+    ) -> Result<Self> {
+        let mut store = Store::new(engine.clone());
+        let fuel_per_call = config.fuel_per_call;
+        let env = FunctionEnv::new(
+            &mut store,
+            HostEnv {
+                memory: None,
+                agent,
+                tick: 0,
+                rng: SplitMix64::for_agent(seed, agent.index, agent.generation),
+                effects: Vec::new(),
+                log: Vec::new(),
+                log_dropped: 0,
+                regions: None,
+                fault: None,
+                config,
+            },
+        );
+        let import_object = imports! {
+            we_abi::IMPORT_MODULE => {
+                names::TICK => Function::new_typed_with_env(&mut store, &env, host::tick),
+                names::SELF_ID => Function::new_typed_with_env(&mut store, &env, host::self_id),
+                names::RAND_U64 => Function::new_typed_with_env(&mut store, &env, host::rand_u64),
+                names::EMIT => Function::new_typed_with_env(&mut store, &env, host::emit),
+                names::LOG => Function::new_typed_with_env(&mut store, &env, host::log),
+                names::REGION_READ => Function::new_typed_with_env(&mut store, &env, host::region_read),
+                names::REGION_LEN => Function::new_typed_with_env(&mut store, &env, host::region_len),
+            }
+        };
+        let instance = Instance::new(&mut store, module, &import_object)
+            .map_err(|e| instantiate_error(info, agent, e))?;
+        let ex = &instance.exports;
+        let memory = ex
+            .get_memory(exports::MEMORY)
+            .map_err(|e| instantiate_error(info, agent, e))?
+            .clone();
+        let typed_err = |e| instantiate_error(info, agent, e);
+        let f_version = ex
+            .get_typed_function(&store, exports::ABI_VERSION)
+            .map_err(typed_err)?;
+        let f_buffer = ex
+            .get_typed_function(&store, exports::BUFFER)
+            .map_err(typed_err)?;
+        let f_init = ex
+            .get_typed_function(&store, exports::AGENT_INIT)
+            .map_err(typed_err)?;
+        let f_step = ex
+            .get_typed_function(&store, exports::AGENT_STEP)
+            .map_err(typed_err)?;
+        let f_receive = ex
+            .get_typed_function(&store, exports::AGENT_RECEIVE)
+            .map_err(typed_err)?;
+        let f_shutdown = ex
+            .get_typed_function(&store, exports::AGENT_SHUTDOWN)
+            .map_err(typed_err)?;
+        let remaining = ex
+            .get_global(REMAINING_POINTS)
+            .map_err(typed_err)?
+            .clone();
+        let exhausted = ex
+            .get_global(POINTS_EXHAUSTED)
+            .map_err(typed_err)?
+            .clone();
+        env.as_mut(&mut store).memory = Some(memory.clone());
+        Ok(Self {
+            store,
+            env,
+            memory,
+            f_version,
+            f_buffer,
+            f_init,
+            f_step,
+            f_receive,
+            f_shutdown,
+            remaining,
+            exhausted,
+            buf_ptr: 0,
+            buf_cap: 0,
+            fuel_per_call,
+            faulted: None,
+        })
+    }
+
+    /// Calls `we_abi_version`.
+    pub(crate) fn abi_version(&mut self) -> Result<u32, FaultKind> {
+        let f = self.f_version.clone();
+        let mut fuel = 0;
+        let v = self.metered(&mut fuel, |store| f.call(store))?;
+        Ok(v as u32)
+    }
+
+    /// The fault that stopped this agent, if any.
+    pub fn fault(&self) -> Option<&FaultKind> {
+        self.faulted.as_ref()
+    }
+
+    /// Runs `f` with a fresh fuel budget and classifies a failure.
+    fn metered<T>(
+        &mut self,
+        fuel_used: &mut u64,
+        f: impl FnOnce(&mut Store) -> std::result::Result<T, RuntimeError>,
+    ) -> Result<T, FaultKind> {
+        let budget = self.fuel_per_call;
+        // The globals are created by the metering middleware with these exact
+        // types, so `set` cannot fail on a type mismatch.
+        let _ = self
+            .remaining
+            .set(&mut self.store, Value::I64(budget as i64));
+        let _ = self.exhausted.set(&mut self.store, Value::I32(0));
+        let result = f(&mut self.store);
+        let exhausted = matches!(self.exhausted.get(&mut self.store), Value::I32(x) if x != 0);
+        let left = match self.remaining.get(&mut self.store) {
+            Value::I64(v) if !exhausted => v as u64,
+            _ => 0,
+        };
+        *fuel_used += budget.saturating_sub(left);
+        match result {
+            Ok(v) => Ok(v),
+            Err(e) => Err(self.classify(e, exhausted)),
+        }
+    }
+
+    fn classify(&mut self, error: RuntimeError, exhausted: bool) -> FaultKind {
+        if let Some(kind) = self.env.as_mut(&mut self.store).fault.take() {
+            return kind;
+        }
+        if exhausted {
+            return FaultKind::FuelExhausted;
+        }
+        match error.to_trap() {
+            Some(wasmer_types::TrapCode::StackOverflow) => FaultKind::StackOverflow,
+            Some(code) => FaultKind::Trap {
+                code: code.to_string(),
+            },
+            None => FaultKind::Trap {
+                code: "host".to_string(),
+            },
+        }
+    }
+
+    /// Makes sure the guest exchange buffer holds `need` bytes; returns its address.
+    fn buffer(&mut self, need: usize, fuel: &mut u64) -> Result<u32, FaultKind> {
+        let too_big = || FaultKind::OutOfBounds {
+            what: exports::BUFFER.to_string(),
+        };
+        let need = u32::try_from(need).map_err(|_| too_big())?;
+        if need <= self.buf_cap && self.buf_cap > 0 {
+            return Ok(self.buf_ptr);
+        }
+        let cap = need.max(BUFFER_MIN).max(self.buf_cap.saturating_mul(2));
+        let f = self.f_buffer.clone();
+        let ptr = self.metered(fuel, |store| f.call(store, cap as i32))?;
+        let size = self.memory.view(&self.store).data_size();
+        if ptr < 0 || (ptr as u64) + (cap as u64) > size {
+            return Err(too_big());
+        }
+        self.buf_ptr = ptr as u32;
+        self.buf_cap = cap;
+        Ok(self.buf_ptr)
+    }
+
+    /// Copies `bytes` into the exchange buffer and calls `f(ptr, len)`.
+    fn call_with_bytes(
+        &mut self,
+        f: TypedFunction<(i32, i32), i32>,
+        bytes: &[u8],
+        fuel: &mut u64,
+    ) -> Result<i32, FaultKind> {
+        let ptr = self.buffer(bytes.len(), fuel)?;
+        self.memory
+            .view(&self.store)
+            .write(ptr as u64, bytes)
+            .map_err(|_| FaultKind::OutOfBounds {
+                what: exports::BUFFER.to_string(),
+            })?;
+        let len = bytes.len() as i32;
+        self.metered(fuel, |store| f.call(store, ptr as i32, len))
+    }
+
+    fn dispatch(&mut self, call: AgentCall<'_>, fuel: &mut u64) -> Result<i32, FaultKind> {
+        match call {
+            AgentCall::Init { context } => {
+                let f = self.f_init.clone();
+                self.call_with_bytes(f, context, fuel)
+            }
+            AgentCall::Receive { inbox } => {
+                let f = self.f_receive.clone();
+                self.call_with_bytes(f, inbox, fuel)
+            }
+            AgentCall::Step { context } => {
+                let f = self.f_step.clone();
+                self.call_with_bytes(f, context, fuel)
+            }
+            AgentCall::Shutdown => {
+                let f = self.f_shutdown.clone();
+                self.metered(fuel, |store| f.call(store))
+            }
+        }
+    }
+}
+
+impl AgentInstance for WasmAgent {
+    fn call(
+        &mut self,
+        tick: Tick,
+        call: AgentCall<'_>,
+        regions: Option<&dyn RegionView>,
+        out: &mut Emitted,
+    ) -> CallOutcome {
+        if let Some(kind) = &self.faulted {
+            return CallOutcome::Fault(kind.clone());
+        }
+        {
+            let env = self.env.as_mut(&mut self.store);
+            env.tick = tick.0;
+            std::mem::swap(&mut env.effects, &mut out.effects);
+            std::mem::swap(&mut env.log, &mut out.log);
+            env.log_dropped = 0;
+            // SAFETY: the reference is stored with its lifetime erased only for
+            // the duration of this call: it is reset to `None` below, before
+            // `regions` (borrowed for this whole function) can go out of scope,
+            // and the host functions that read it run only inside this call.
+            env.regions = regions.map(|r| unsafe {
+                std::mem::transmute::<&dyn RegionView, &'static dyn RegionView>(r)
+            });
+        }
+        let mut fuel = 0;
+        let result = self.dispatch(call, &mut fuel);
+        {
+            let env = self.env.as_mut(&mut self.store);
+            env.regions = None;
+            std::mem::swap(&mut env.effects, &mut out.effects);
+            std::mem::swap(&mut env.log, &mut out.log);
+            if env.log_dropped > 0 {
+                out.log.push(LogLine {
+                    level: we_abi::log_level::WARN,
+                    text: format!("[{} log lines dropped: per-call limit]", env.log_dropped),
+                });
+            }
+        }
+        out.fuel_used += fuel;
+        match result {
+            Ok(we_abi::STATUS_OK) => CallOutcome::Ok,
+            Ok(code) => {
+                let kind = FaultKind::ErrorCode(code);
+                self.faulted = Some(kind.clone());
+                CallOutcome::Fault(kind)
+            }
+            Err(kind) => {
+                self.faulted = Some(kind.clone());
+                CallOutcome::Fault(kind)
+            }
+        }
+    }
+
+    fn memory_bytes(&self) -> u64 {
+        self.memory.view(&self.store).data_size()
+    }
+}
