@@ -1,3 +1,161 @@
-//! Project automation.
+//! Project automation: `cargo xtask <command>`.
+//!
+//! - `test`: everything CI checks: fmt, clippy (warnings denied), guest agents,
+//!   ONNX Runtime provisioning, every test, golden trace verification.
+//! - `build-agents`: builds the guest agents in `agents/` for wasm32 and copies
+//!   them to `build/agents/`.
+//! - `provision-ort`: fetches the ONNX Runtime shared library from the PyPI
+//!   `onnxruntime` wheel into `build/onnxruntime/`.
+//! - `run <demo>`: builds what is missing and runs `fixtures/scenarios/<demo>.toml`.
 
-fn main() {}
+mod provision;
+mod tidy;
+
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root()?;
+    match args.first().map(String::as_str) {
+        Some("test") => test(&root),
+        Some("build-agents") => build_agents(&root),
+        Some("provision-ort") => {
+            let lib = provision::ensure_onnxruntime(&root)?;
+            println!("{}", lib.display());
+            Ok(())
+        }
+        Some("run") => {
+            let demo = args.get(1).context("usage: cargo xtask run <demo> [we run args]")?;
+            run_demo(&root, demo, &args[2..])
+        }
+        Some("we") => {
+            // `cargo xtask we <args>`: the `we` binary with agents and ORT provisioned.
+            prepare(&root)?;
+            we(&root, &args[1..])
+        }
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <test | build-agents | provision-ort | run <demo> | we <args>>"
+            );
+            bail!("unknown or missing command")
+        }
+    }
+}
+
+/// The workspace root (the parent of this crate's directory).
+fn workspace_root() -> Result<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    dir.parent()
+        .map(Path::to_path_buf)
+        .context("xtask has no parent directory")
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()))
+}
+
+/// Runs a command, failing with its rendering if it fails.
+fn run(mut cmd: Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    eprintln!("xtask: $ {shown}");
+    let status = cmd.status().with_context(|| format!("starting {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed with {status}");
+    }
+    Ok(())
+}
+
+/// Builds the guest agents and copies them to `build/agents/`.
+fn build_agents(root: &Path) -> Result<()> {
+    let agents = root.join("agents");
+    let mut cmd = cargo();
+    cmd.current_dir(&agents)
+        .args(["build", "--release", "--target", "wasm32-unknown-unknown"])
+        // The agents workspace has its own target dir; don't inherit ours.
+        .env_remove("CARGO_TARGET_DIR");
+    run(cmd)?;
+    let out = root.join("build/agents");
+    std::fs::create_dir_all(&out)?;
+    let built = agents.join("target/wasm32-unknown-unknown/release");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&built).with_context(|| built.display().to_string())? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            let name = path.file_name().context("file name")?.to_string_lossy().replace('_', "-");
+            std::fs::copy(&path, out.join(&name))?;
+            count += 1;
+        }
+    }
+    eprintln!("xtask: {count} agents in {}", out.display());
+    Ok(())
+}
+
+/// Builds agents and provisions ONNX Runtime; returns the library path.
+fn prepare(root: &Path) -> Result<PathBuf> {
+    build_agents(root)?;
+    provision::ensure_onnxruntime(root)
+}
+
+fn we(root: &Path, args: &[String]) -> Result<()> {
+    let lib = provision::ensure_onnxruntime(root)?;
+    let mut cmd = cargo();
+    cmd.current_dir(root)
+        .args(["run", "--quiet", "--package", "we-cli", "--bin", "we", "--"])
+        .args(args)
+        .env("ORT_DYLIB_PATH", lib);
+    run(cmd)
+}
+
+fn run_demo(root: &Path, demo: &str, extra: &[String]) -> Result<()> {
+    let scenario = root.join("fixtures/scenarios").join(format!("{demo}.toml"));
+    if !scenario.exists() {
+        let mut known = Vec::new();
+        for entry in std::fs::read_dir(root.join("fixtures/scenarios"))? {
+            let path = entry?.path();
+            if let Some(stem) = path.file_stem() {
+                known.push(stem.to_string_lossy().to_string());
+            }
+        }
+        known.sort();
+        bail!("no demo `{demo}`: known demos are {}", known.join(", "));
+    }
+    prepare(root)?;
+    let mut args = vec!["run".to_string(), scenario.display().to_string()];
+    args.extend(extra.iter().cloned());
+    we(root, &args)
+}
+
+/// Everything CI checks.
+fn test(root: &Path) -> Result<()> {
+    let mut fmt = cargo();
+    fmt.current_dir(root).args(["fmt", "--all", "--", "--check"]);
+    run(fmt)?;
+    let lib = prepare(root)?;
+    let mut clippy = cargo();
+    clippy
+        .current_dir(root)
+        .args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    run(clippy)?;
+    let mut agents_fmt = cargo();
+    agents_fmt
+        .current_dir(root.join("agents"))
+        .args(["fmt", "--all", "--", "--check"]);
+    run(agents_fmt)?;
+    let mut tests = cargo();
+    tests
+        .current_dir(root)
+        .args(["test", "--workspace"])
+        .env("ORT_DYLIB_PATH", &lib)
+        .env("WE_AGENTS_DIR", root.join("build/agents"));
+    run(tests)?;
+    Ok(())
+}

@@ -14,7 +14,7 @@ pub use error::{Error, Result};
 pub use id::{AgentId, GenerationTable, Tick};
 pub use task::{Task, TaskId, TaskKind};
 pub use traits::{
-    AgentCall, AgentHost, AgentInstance, BoxError, CallOutcome, Emitted, FaultKind,
+    AgentCall, AgentHost, AgentInstance, BoxError, CallOutcome, Divergence, Emitted, FaultKind,
     InferenceBackend, InferenceRequest, InferenceResult, LogLine, ModuleInfo, RegionView, Snapshot,
     StateObserver, TickRecord, TraceHeader, TraceSink,
 };

@@ -331,3 +331,27 @@ pub trait StateObserver: Send {
     /// Called after each committed tick.
     fn publish(&mut self, snapshot: &Snapshot);
 }
+
+/// The first difference between a replay and its recording, returned (boxed)
+/// by a verifying [`TraceSink`] so the runtime can stop and report it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Divergence {
+    /// First tick that differs.
+    pub tick: u64,
+    /// First agent whose effects differ, when known.
+    pub agent: Option<u32>,
+    /// What differs, expected versus actual.
+    pub what: String,
+}
+
+impl fmt::Display for Divergence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "diverged at tick {}", self.tick)?;
+        if let Some(agent) = self.agent {
+            write!(f, ", agent {agent}")?;
+        }
+        write!(f, ": {}", self.what)
+    }
+}
+
+impl std::error::Error for Divergence {}

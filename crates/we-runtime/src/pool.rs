@@ -1,0 +1,348 @@
+//! The worker pool: agents partitioned over threads that own their instances.
+//!
+//! Agent `i` lives on worker `i % W` for the whole run: wasmer instances are tied
+//! to the thread that made them, and keeping them put means nothing is
+//! re-instantiated or moved on the hot path. Each tick the orchestrator hands
+//! every worker the same read-only [`Shared`] state and a [`Batch`] to fill; the
+//! worker runs its agents in ascending id order and sends the batch back. The
+//! orchestrator waits for all batches and commits them in agent id order, so
+//! which worker finished first never matters.
+//!
+//! With one worker the partition runs on the calling thread: same code, no
+//! channels.
+
+use crate::{Error, Result};
+use crossbeam_channel::{Receiver, Sender, bounded};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use we_abi::{InitContext, StepContext};
+use we_core::{AgentCall, AgentHost, AgentId, AgentInstance, CallOutcome, Emitted, FaultKind, Tick};
+use we_ipc::Bus;
+
+/// What an agent is, for instantiation.
+#[derive(Clone, Debug)]
+pub(crate) struct AgentSpec {
+    pub id: AgentId,
+    pub module: usize,
+    pub group_index: u32,
+    pub config: Arc<[u8]>,
+}
+
+/// Read-only state all workers see during one phase.
+pub(crate) struct Shared {
+    pub tick: Tick,
+    pub agent_count: u32,
+    pub bus: Bus,
+    /// Per agent: whether it runs this tick.
+    pub run: Vec<bool>,
+    pub fuel_per_call: u64,
+    /// Test-only timing perturbation: workers sleep up to this many microseconds
+    /// before each agent.
+    pub perturb_us: u32,
+}
+
+/// The result of one agent in one phase.
+#[derive(Debug, Default)]
+pub(crate) struct AgentResult {
+    pub emitted: Emitted,
+    pub fault: Option<FaultKind>,
+    pub ran: bool,
+}
+
+/// One worker's results, one entry per agent it owns, in ascending id order.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub results: Vec<AgentResult>,
+}
+
+/// Which export a phase runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Init,
+    Tick,
+    Shutdown,
+}
+
+/// The agents of one worker.
+struct Partition {
+    specs: Vec<AgentSpec>,
+    instances: Vec<Option<Box<dyn AgentInstance>>>,
+    scratch: Vec<u8>,
+    perturb_state: u64,
+}
+
+impl Partition {
+    fn new(host: &dyn AgentHost, specs: Vec<AgentSpec>, seed: u64) -> Result<Self> {
+        let mut instances = Vec::with_capacity(specs.len());
+        for spec in &specs {
+            let instance = host
+                .instantiate(spec.module, spec.id, seed)
+                .map_err(|e| Error::Instantiate {
+                    agent: spec.id.index,
+                    reason: e.to_string(),
+                })?;
+            instances.push(Some(instance));
+        }
+        Ok(Self {
+            specs,
+            instances,
+            scratch: Vec::new(),
+            perturb_state: 0x2545_F491_4F6C_DD1D ^ seed,
+        })
+    }
+
+    fn run(&mut self, phase: Phase, shared: &Shared, batch: &mut Batch) {
+        batch.results.resize_with(self.specs.len(), AgentResult::default);
+        for (j, spec) in self.specs.iter().enumerate() {
+            let result = &mut batch.results[j];
+            result.emitted.clear();
+            result.fault = None;
+            result.ran = false;
+            let Some(instance) = self.instances[j].as_mut() else {
+                continue;
+            };
+            let index = spec.id.index as usize;
+            if phase == Phase::Tick && !shared.run.get(index).copied().unwrap_or(false) {
+                continue;
+            }
+            if shared.perturb_us > 0 {
+                // xorshift: deliberately not seeded from anything in the trace,
+                // so it perturbs only timing.
+                self.perturb_state ^= self.perturb_state << 13;
+                self.perturb_state ^= self.perturb_state >> 7;
+                self.perturb_state ^= self.perturb_state << 17;
+                let us = self.perturb_state % (shared.perturb_us as u64 + 1);
+                std::thread::sleep(std::time::Duration::from_micros(us));
+            }
+            result.ran = true;
+            let outcome = match phase {
+                Phase::Init => {
+                    let ctx = InitContext {
+                        agent_id: spec.id.index,
+                        generation: spec.id.generation,
+                        agent_count: shared.agent_count,
+                        group_index: spec.group_index,
+                        config_len: spec.config.len() as u32,
+                    };
+                    let mut head = [0u8; InitContext::SIZE];
+                    ctx.encode(&mut head);
+                    self.scratch.clear();
+                    self.scratch.extend_from_slice(&head);
+                    self.scratch.extend_from_slice(&spec.config);
+                    instance.call(
+                        shared.tick,
+                        AgentCall::Init {
+                            context: &self.scratch,
+                        },
+                        None,
+                        &mut result.emitted,
+                    )
+                }
+                Phase::Tick => {
+                    let inbox = shared.bus.inbox(spec.id.index);
+                    let inbox_len = shared.bus.inbox_len(spec.id.index);
+                    let mut outcome = CallOutcome::Ok;
+                    if inbox_len > 0 {
+                        outcome = instance.call(
+                            shared.tick,
+                            AgentCall::Receive { inbox },
+                            None,
+                            &mut result.emitted,
+                        );
+                    }
+                    if outcome == CallOutcome::Ok {
+                        let ctx = StepContext {
+                            tick: shared.tick.0,
+                            agent_id: spec.id.index,
+                            generation: spec.id.generation,
+                            inbox_len,
+                            refused: shared.bus.refused_last_commit(spec.id.index),
+                            fuel_per_call: shared.fuel_per_call,
+                        };
+                        let mut bytes = [0u8; StepContext::SIZE];
+                        ctx.encode(&mut bytes);
+                        outcome = instance.call(
+                            shared.tick,
+                            AgentCall::Step { context: &bytes },
+                            None,
+                            &mut result.emitted,
+                        );
+                    }
+                    outcome
+                }
+                Phase::Shutdown => {
+                    instance.call(shared.tick, AgentCall::Shutdown, None, &mut result.emitted)
+                }
+            };
+            if let CallOutcome::Fault(kind) = outcome {
+                result.fault = Some(kind);
+                // A faulted instance is dropped at once: its memory goes back.
+                self.instances[j] = None;
+            }
+        }
+    }
+}
+
+enum Job {
+    Run {
+        phase: Phase,
+        shared: Arc<Shared>,
+        batch: Batch,
+    },
+}
+
+struct Worker {
+    jobs: Sender<Job>,
+    done: Receiver<Result<Batch>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// The pool: either one inline partition or W threads.
+pub(crate) struct Pool {
+    inline: Option<Partition>,
+    workers: Vec<Worker>,
+    batches: Vec<Batch>,
+    /// Position of agent `i` in its worker's batch is `i / W`.
+    width: usize,
+}
+
+impl Pool {
+    /// Instantiates every agent, each on the worker that will run it.
+    pub fn new(
+        host: Arc<dyn AgentHost>,
+        specs: &[AgentSpec],
+        workers: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        let width = workers.max(1);
+        let mut parts: Vec<Vec<AgentSpec>> = vec![Vec::new(); width];
+        for spec in specs {
+            parts[spec.id.index as usize % width].push(spec.clone());
+        }
+        if width == 1 {
+            let part = Partition::new(host.as_ref(), parts.remove(0), seed)?;
+            return Ok(Self {
+                inline: Some(part),
+                workers: Vec::new(),
+                batches: vec![Batch::default()],
+                width,
+            });
+        }
+        let mut pool_workers = Vec::with_capacity(width);
+        let mut ready = Vec::with_capacity(width);
+        for (k, part_specs) in parts.into_iter().enumerate() {
+            let (job_tx, job_rx) = bounded::<Job>(1);
+            let (done_tx, done_rx) = bounded::<Result<Batch>>(1);
+            let (ready_tx, ready_rx) = bounded::<Result<()>>(1);
+            let host = host.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("we-worker-{k}"))
+                .spawn(move || {
+                    let mut part = match Partition::new(host.as_ref(), part_specs, seed) {
+                        Ok(p) => {
+                            let _ = ready_tx.send(Ok(()));
+                            p
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    while let Ok(Job::Run {
+                        phase,
+                        shared,
+                        mut batch,
+                    }) = job_rx.recv()
+                    {
+                        part.run(phase, &shared, &mut batch);
+                        // Drop the shared state before replying, so the
+                        // orchestrator owns it alone again once all replies are in.
+                        drop(shared);
+                        if done_tx.send(Ok(batch)).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .map_err(|e| Error::Worker {
+                    worker: k,
+                    reason: e.to_string(),
+                })?;
+            pool_workers.push(Worker {
+                jobs: job_tx,
+                done: done_rx,
+                handle: Some(handle),
+            });
+            ready.push(ready_rx);
+        }
+        for (k, rx) in ready.into_iter().enumerate() {
+            rx.recv().map_err(|_| Error::Worker {
+                worker: k,
+                reason: "worker stopped while instantiating".into(),
+            })??;
+        }
+        Ok(Self {
+            inline: None,
+            batches: (0..width).map(|_| Batch::default()).collect(),
+            workers: pool_workers,
+            width,
+        })
+    }
+
+    /// Number of workers.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Runs one phase on every worker and waits for all of them.
+    pub fn run(&mut self, phase: Phase, shared: &Arc<Shared>) -> Result<()> {
+        if let Some(part) = self.inline.as_mut() {
+            part.run(phase, shared, &mut self.batches[0]);
+            return Ok(());
+        }
+        for (k, worker) in self.workers.iter().enumerate() {
+            let batch = std::mem::take(&mut self.batches[k]);
+            worker
+                .jobs
+                .send(Job::Run {
+                    phase,
+                    shared: shared.clone(),
+                    batch,
+                })
+                .map_err(|_| Error::Worker {
+                    worker: k,
+                    reason: "worker stopped".into(),
+                })?;
+        }
+        // Replies are collected in worker order; arrival order is irrelevant.
+        for (k, worker) in self.workers.iter().enumerate() {
+            let batch = worker.done.recv().map_err(|_| Error::Worker {
+                worker: k,
+                reason: "worker stopped during a tick".into(),
+            })??;
+            self.batches[k] = batch;
+        }
+        Ok(())
+    }
+
+    /// The result of agent `index` in the last phase.
+    #[inline]
+    pub fn result(&self, index: u32) -> Option<&AgentResult> {
+        let i = index as usize;
+        self.batches
+            .get(i % self.width)
+            .and_then(|b| b.results.get(i / self.width))
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        for worker in &mut self.workers {
+            // Closing the job channel ends the worker's loop.
+            let (dead_tx, _) = bounded(0);
+            worker.jobs = dead_tx;
+            if let Some(handle) = worker.handle.take() {
+                let _ = handle.join();
+            }
+        }
+    }
+}

@@ -1,0 +1,791 @@
+//! The tick loop: schedule, run on the pool, commit in agent order, digest, trace.
+
+use crate::pool::{AgentSpec, Phase, Pool, Shared};
+use crate::scenario::{PolicyName, Scenario};
+use crate::{Error, Result};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+use we_abi::{EffectHeader, Records, msg_kind, op, tensor};
+use we_core::{
+    AgentHost, AgentId, Divergence, FaultKind, InferenceBackend, InferenceRequest, Snapshot,
+    StateObserver, Task, TaskId, TaskKind, Tick, TickRecord, TraceHeader, TraceSink,
+};
+use we_ipc::{Bus, BusConfig};
+use we_sched::{Policy, SchedConfig, Scheduler};
+
+/// How to run, beyond what the scenario says. Nothing here changes results.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Worker threads; overrides the scenario; `None` uses the scenario's value,
+    /// else the number of available cores.
+    pub workers: Option<usize>,
+    /// Test-only: workers sleep up to this many microseconds before each agent,
+    /// to shake out any dependence on timing.
+    pub perturb_us: u32,
+    /// Keep this many recent log lines in memory.
+    pub log_tail_lines: usize,
+}
+
+/// Wall time of each tick, for reports only.
+#[derive(Clone, Debug, Default)]
+pub struct TickTimes {
+    /// Nanoseconds per tick, in tick order.
+    pub ns: Vec<u64>,
+}
+
+impl TickTimes {
+    /// The `q` quantile (0..=1) in milliseconds, nearest rank.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.ns.is_empty() {
+            return 0.0;
+        }
+        let mut sorted = self.ns.clone();
+        sorted.sort_unstable();
+        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+        sorted[rank - 1] as f64 / 1e6
+    }
+}
+
+/// What a finished run reports.
+#[derive(Clone, Debug, Default)]
+pub struct RunSummary {
+    /// Ticks run.
+    pub ticks: u64,
+    /// Agents in the run.
+    pub agents: u32,
+    /// Worker threads used.
+    pub workers: usize,
+    /// Messages delivered (committed into an inbox).
+    pub messages_delivered: u64,
+    /// Messages refused by backpressure or addressing.
+    pub messages_refused: u64,
+    /// Inference requests served.
+    pub inferences: u64,
+    /// Faults by kind name.
+    pub faults_by_kind: BTreeMap<String, u64>,
+    /// Every fault as (agent, tick, kind), in order.
+    pub faults: Vec<(AgentId, u64, FaultKind)>,
+    /// The workload digest (`shared/workloads.md`) after the last tick.
+    pub workload_digest: [u8; 32],
+    /// Trace chain head after the last tick (zero without a trace).
+    pub chain_head: [u8; 32],
+    /// Wall time of the tick loop in seconds.
+    pub wall_s: f64,
+    /// Log lines written by agents.
+    pub log_lines: u64,
+}
+
+/// Advances a workload digest: `blake3(prev || bytes)`, where `bytes` is the
+/// tick number (u64 LE) followed by the encodings of the tick's messages.
+pub fn workload_digest_update(prev: &[u8; 32], tick_and_messages: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(prev);
+    h.update(tick_and_messages);
+    *h.finalize().as_bytes()
+}
+
+/// FNV-1a 64 of an agent's effect bytes: a cheap locator of the first diverging
+/// agent. Tamper evidence comes from the blake3 chain over the whole record.
+fn agent_digest(index: u32, bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ index as u64;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+struct AgentMeta {
+    id: AgentId,
+    priority: u8,
+    fault: Option<(u64, FaultKind)>,
+    queued: bool,
+}
+
+/// A prepared run: modules loaded, agents instantiated on their workers.
+pub struct Runtime {
+    scenario: Scenario,
+    host: Arc<dyn AgentHost>,
+    agents: Vec<AgentMeta>,
+    pool: Pool,
+    shared: Arc<Shared>,
+    sched: Scheduler,
+    task_seq: u64,
+    dispatched: Vec<Task>,
+    trace: Option<Box<dyn TraceSink>>,
+    inference: Option<Box<dyn InferenceBackend>>,
+    observer: Option<Box<dyn StateObserver>>,
+    argmax_models: Vec<String>,
+    header_notes: Vec<String>,
+    next_tick: u64,
+    started: bool,
+    digest: [u8; 32],
+    chain_head: [u8; 32],
+    digest_buf: Vec<u8>,
+    requests: Vec<InferenceRequest>,
+    summary: RunSummary,
+    log_tail: VecDeque<String>,
+    log_tail_lines: usize,
+    times: TickTimes,
+    last_record: TickRecord,
+}
+
+impl Runtime {
+    /// Loads the scenario's modules into `host` and instantiates every agent.
+    pub fn new(scenario: Scenario, mut host: Box<dyn AgentHost>, options: RunOptions) -> Result<Self> {
+        let mut specs = Vec::with_capacity(scenario.agent_count() as usize);
+        let mut agents = Vec::with_capacity(specs.capacity());
+        let mut index = 0u32;
+        for (g, group) in scenario.agents.iter().enumerate() {
+            let path = scenario
+                .module_path(g)
+                .ok_or(Error::Internal("group index out of range"))?;
+            let module_err = |reason: String| Error::Module {
+                group: group.name.clone(),
+                path: path.clone(),
+                reason,
+            };
+            let bytes = std::fs::read(&path).map_err(|e| module_err(e.to_string()))?;
+            let module = host
+                .load(&path.display().to_string(), &bytes)
+                .map_err(|e| module_err(e.to_string()))?;
+            let config: Arc<[u8]> = scenario.config_bytes(g).into();
+            for k in 0..group.count {
+                let id = AgentId::new(index);
+                specs.push(AgentSpec {
+                    id,
+                    module,
+                    group_index: k,
+                    config: config.clone(),
+                });
+                agents.push(AgentMeta {
+                    id,
+                    priority: group.priority,
+                    fault: None,
+                    queued: false,
+                });
+                index += 1;
+            }
+        }
+        let agent_count = index;
+        let host: Arc<dyn AgentHost> = Arc::from(host);
+        let workers = options
+            .workers
+            .or(scenario.workers)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1);
+        let pool = Pool::new(host.clone(), &specs, workers, scenario.seed)?;
+        let limits = &scenario.limits;
+        let bus = Bus::new(
+            agent_count,
+            BusConfig {
+                mailbox_capacity: limits.mailbox_capacity,
+                max_message_bytes: limits.message_bytes_max,
+                max_topics_per_agent: limits.topics_per_agent_max,
+            },
+        );
+        let sched = Scheduler::new(SchedConfig {
+            policy: match scenario.scheduler.policy {
+                PolicyName::Fifo => Policy::Fifo,
+                PolicyName::Priority => Policy::Priority,
+            },
+            max_tasks_per_tick: match scenario.scheduler.max_tasks_per_tick {
+                0 => None,
+                n => Some(n),
+            },
+        });
+        let shared = Arc::new(Shared {
+            tick: Tick(0),
+            agent_count,
+            bus,
+            run: vec![false; agent_count as usize],
+            fuel_per_call: limits.fuel_per_call,
+            perturb_us: options.perturb_us,
+        });
+        let argmax_models = scenario
+            .inference
+            .as_ref()
+            .map(|i| {
+                i.postprocess
+                    .iter()
+                    .filter(|(_, v)| v.as_str() == "argmax")
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Self {
+            summary: RunSummary {
+                agents: agent_count,
+                workers,
+                ..RunSummary::default()
+            },
+            scenario,
+            host,
+            agents,
+            pool,
+            shared,
+            sched,
+            task_seq: 0,
+            dispatched: Vec::new(),
+            trace: None,
+            inference: None,
+            observer: None,
+            argmax_models,
+            header_notes: Vec::new(),
+            next_tick: 0,
+            started: false,
+            digest: [0; 32],
+            chain_head: [0; 32],
+            digest_buf: Vec::new(),
+            requests: Vec::new(),
+            log_tail: VecDeque::new(),
+            log_tail_lines: options.log_tail_lines,
+            times: TickTimes::default(),
+            last_record: TickRecord::default(),
+        })
+    }
+
+    /// Records the run into `sink`.
+    pub fn set_trace(&mut self, sink: Box<dyn TraceSink>) {
+        self.trace = Some(sink);
+    }
+
+    /// Serves inference requests with `backend`.
+    pub fn set_inference(&mut self, backend: Box<dyn InferenceBackend>) {
+        self.inference = Some(backend);
+    }
+
+    /// Publishes a snapshot to `observer` after each tick.
+    pub fn set_observer(&mut self, observer: Box<dyn StateObserver>) {
+        self.observer = Some(observer);
+    }
+
+    /// Adds a `key=value` note to the trace header (before [`Runtime::start`]).
+    pub fn add_header_note(&mut self, note: String) {
+        self.header_notes.push(note);
+    }
+
+    /// Number of agents.
+    pub fn agent_count(&self) -> u32 {
+        self.summary.agents
+    }
+
+    /// The scenario being run.
+    pub fn scenario(&self) -> &Scenario {
+        &self.scenario
+    }
+
+    /// The summary so far.
+    pub fn summary(&self) -> &RunSummary {
+        &self.summary
+    }
+
+    /// Wall time per tick so far.
+    pub fn tick_times(&self) -> &TickTimes {
+        &self.times
+    }
+
+    /// The most recent log lines.
+    pub fn log_tail(&self) -> impl Iterator<Item = &str> {
+        self.log_tail.iter().map(String::as_str)
+    }
+
+    /// The record of the last committed tick.
+    pub fn last_record(&self) -> &TickRecord {
+        &self.last_record
+    }
+
+    fn shared_mut(&mut self) -> Result<&mut Shared> {
+        Arc::get_mut(&mut self.shared).ok_or(Error::Internal(
+            "a worker still holds the shared tick state at commit",
+        ))
+    }
+
+    /// Runs `agent_init` on every agent, commits its effects (delivered at
+    /// tick 0) and writes the trace header.
+    pub fn start(&mut self) -> Result<()> {
+        if self.started {
+            return Ok(());
+        }
+        self.started = true;
+        self.pool.run(Phase::Init, &self.shared)?;
+        self.digest_buf.clear();
+        let init_effects = self.commit(u64::MAX, true)?;
+        let mut notes = vec![
+            format!("abi_version={}", we_abi::ABI_VERSION),
+            format!("init_effects_digest={}", hex(&init_effects)),
+        ];
+        if let Some(backend) = &self.inference {
+            notes.push(format!("inference={}", backend.describe()));
+        }
+        notes.append(&mut self.header_notes);
+        if let Some(sink) = self.trace.as_mut() {
+            let modules = (0..self.scenario.agents.len())
+                .filter_map(|g| self.host.module_info(g))
+                .map(|m| (m.name.clone(), m.hash))
+                .collect();
+            let header = TraceHeader {
+                runtime_version: env!("CARGO_PKG_VERSION").to_string(),
+                scenario_digest: *blake3::hash(&self.scenario.source).as_bytes(),
+                config_digest: config_digest(&self.scenario),
+                seed: self.scenario.seed,
+                agent_count: self.summary.agents,
+                modules,
+                notes,
+                scenario: self.scenario.source.clone(),
+            };
+            sink.begin(&header).map_err(|e| Error::Trace {
+                tick: 0,
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Whether every tick of the scenario has run.
+    pub fn finished(&self) -> bool {
+        self.next_tick >= self.scenario.ticks
+    }
+
+    /// Runs one tick; returns its number.
+    pub fn step(&mut self) -> Result<u64> {
+        self.start()?;
+        let t = self.next_tick;
+        let began = Instant::now();
+        self.schedule(t)?;
+        self.pool.run(Phase::Tick, &self.shared)?;
+        self.digest_buf.clear();
+        self.digest_buf.extend_from_slice(&t.to_le_bytes());
+        let effects_digest = self.commit(t, false)?;
+        self.digest = workload_digest_update(&self.digest, &self.digest_buf);
+        self.last_record.tick = Tick(t);
+        self.last_record.effects_digest = effects_digest;
+        self.last_record.workload_digest = self.digest;
+        if let Some(sink) = self.trace.as_mut() {
+            match sink.record(&self.last_record) {
+                Ok(head) => self.chain_head = head,
+                Err(e) => {
+                    return Err(match e.downcast::<Divergence>() {
+                        Ok(d) => {
+                            let actual_effects =
+                                d.agent.map(|a| self.describe_effects(a)).unwrap_or_default();
+                            Error::Diverged {
+                                divergence: *d,
+                                actual_effects,
+                            }
+                        }
+                        Err(e) => Error::Trace {
+                            tick: t,
+                            reason: e.to_string(),
+                        },
+                    });
+                }
+            }
+        }
+        self.next_tick = t + 1;
+        self.summary.ticks = self.next_tick;
+        self.summary.workload_digest = self.digest;
+        self.summary.chain_head = self.chain_head;
+        let ns = began.elapsed().as_nanos() as u64;
+        self.times.ns.push(ns);
+        if let Some(observer) = self.observer.as_mut() {
+            let snapshot = Snapshot {
+                tick: t,
+                agent_count: self.summary.agents,
+                faulted: self
+                    .agents
+                    .iter()
+                    .filter_map(|a| a.fault.as_ref().map(|(_, k)| (a.id, k.clone())))
+                    .collect(),
+                messages_last_tick: self.last_record.messages,
+                messages_total: self.summary.messages_delivered,
+                tick_time_ns: ns,
+                chain_head: self.chain_head,
+                log_tail: self.log_tail.iter().rev().take(20).rev().cloned().collect(),
+                ..Snapshot::default()
+            };
+            observer.publish(&snapshot);
+        }
+        Ok(t)
+    }
+
+    /// Runs the remaining ticks, then shuts the agents down.
+    pub fn run(&mut self, mut progress: impl FnMut(u64)) -> Result<RunSummary> {
+        let began = Instant::now();
+        self.start()?;
+        while !self.finished() {
+            let t = self.step()?;
+            progress(t);
+        }
+        self.summary.wall_s = began.elapsed().as_secs_f64();
+        self.shutdown()?;
+        Ok(self.summary.clone())
+    }
+
+    /// Calls `agent_shutdown` on every live agent and closes the trace.
+    pub fn shutdown(&mut self) -> Result<()> {
+        let t = self.next_tick;
+        self.shared_mut()?.tick = Tick(t);
+        self.pool.run(Phase::Shutdown, &self.shared)?;
+        for i in 0..self.summary.agents {
+            let fault = self.pool.result(i).and_then(|r| r.fault.clone());
+            if let Some(kind) = fault {
+                self.record_fault(i, t, kind);
+            }
+        }
+        if let Some(sink) = self.trace.as_mut() {
+            sink.finish().map_err(|e| Error::Trace {
+                tick: t,
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Queues a step for every live agent that has none queued and asks the
+    /// scheduler which run this tick.
+    fn schedule(&mut self, t: u64) -> Result<()> {
+        for meta in &mut self.agents {
+            if meta.fault.is_none() && !meta.queued {
+                self.task_seq += 1;
+                let task = Task::new(
+                    TaskId(self.task_seq),
+                    meta.id,
+                    TaskKind::Step,
+                    meta.priority,
+                    self.task_seq,
+                );
+                self.sched
+                    .push(task)
+                    .map_err(|e| Error::Sched(e.to_string()))?;
+                meta.queued = true;
+            }
+        }
+        self.dispatched.clear();
+        self.sched
+            .dispatch_tick(&mut self.dispatched)
+            .map_err(|e| Error::Sched(e.to_string()))?;
+        let shared = Arc::get_mut(&mut self.shared).ok_or(Error::Internal(
+            "a worker still holds the shared tick state at schedule",
+        ))?;
+        shared.tick = Tick(t);
+        shared.run.iter_mut().for_each(|r| *r = false);
+        for task in &self.dispatched {
+            if let Some(slot) = shared.run.get_mut(task.agent.index as usize) {
+                *slot = true;
+            }
+            if let Some(meta) = self.agents.get_mut(task.agent.index as usize) {
+                meta.queued = false;
+            }
+        }
+        Ok(())
+    }
+
+    fn record_fault(&mut self, index: u32, t: u64, kind: FaultKind) {
+        if let Some(meta) = self.agents.get_mut(index as usize) {
+            if meta.fault.is_none() {
+                meta.fault = Some((t, kind.clone()));
+                *self
+                    .summary
+                    .faults_by_kind
+                    .entry(kind.name().to_string())
+                    .or_default() += 1;
+                self.summary.faults.push((meta.id, t, kind.clone()));
+                self.last_record.faults.push((meta.id, kind));
+            }
+        }
+    }
+
+    fn push_log(&mut self, line: String) {
+        self.summary.log_lines += 1;
+        if self.log_tail_lines == 0 {
+            return;
+        }
+        if self.log_tail.len() >= self.log_tail_lines {
+            self.log_tail.pop_front();
+        }
+        self.log_tail.push_back(line);
+    }
+
+    /// Commits the results of the last phase in agent id order. Returns the
+    /// blake3 of every committed effect. `t == u64::MAX` marks the init phase.
+    fn commit(&mut self, t: u64, init: bool) -> Result<[u8; 32]> {
+        let mut record = std::mem::take(&mut self.last_record);
+        record.faults.clear();
+        record.inference.clear();
+        record.inputs.clear();
+        record.agent_digests.clear();
+        record.messages = 0;
+        self.last_record = record;
+        self.requests.clear();
+        let mut effects_hasher = blake3::Hasher::new();
+        effects_hasher.update(&t.to_le_bytes());
+        let n = self.summary.agents;
+        let mut messages = 0u64;
+        let mut refused = 0u64;
+        let mut faults = Vec::new();
+        let mut logs = Vec::new();
+        {
+            let pool = &self.pool;
+            let digest_buf = &mut self.digest_buf;
+            let requests = &mut self.requests;
+            let agent_digests = &mut self.last_record.agent_digests;
+            let shared = Arc::get_mut(&mut self.shared).ok_or(Error::Internal(
+                "a worker still holds the shared tick state at commit",
+            ))?;
+            let bus = &mut shared.bus;
+            for i in 0..n {
+                let Some(result) = pool.result(i) else {
+                    agent_digests.push(0);
+                    continue;
+                };
+                if !result.ran {
+                    agent_digests.push(0);
+                    continue;
+                }
+                for line in &result.emitted.log {
+                    logs.push(format!("t={} agent={i}: {}", tick_label(t), line.text));
+                }
+                if let Some(kind) = &result.fault {
+                    // A faulting agent's effects of this tick are discarded
+                    // whole: its tick is atomic.
+                    faults.push((i, kind.clone()));
+                    agent_digests.push(agent_digest(i, kind.name().as_bytes()));
+                    effects_hasher.update(&i.to_le_bytes());
+                    effects_hasher.update(b"fault:");
+                    effects_hasher.update(kind.to_string().as_bytes());
+                    continue;
+                }
+                let effects = &result.emitted.effects;
+                agent_digests.push(agent_digest(i, effects));
+                effects_hasher.update(&i.to_le_bytes());
+                effects_hasher.update(&(effects.len() as u64).to_le_bytes());
+                effects_hasher.update(effects);
+                for record in Records::new(effects) {
+                    // The sandbox validated every batch when it was emitted.
+                    let Ok((header, payload)) = record else {
+                        return Err(Error::Internal("unvalidated effect batch"));
+                    };
+                    let Some(h) = EffectHeader::decode(header) else {
+                        return Err(Error::Internal("unvalidated effect header"));
+                    };
+                    match h.op {
+                        op::SEND => match bus.commit_send(i, h.target, payload) {
+                            Ok(()) => {
+                                messages += 1;
+                                digest_message(digest_buf, i, h.target, payload);
+                            }
+                            Err(_) => refused += 1,
+                        },
+                        op::PUBLISH => {
+                            let out = bus.commit_publish(i, h.target, payload, |receiver| {
+                                digest_message(digest_buf, i, receiver, payload);
+                            });
+                            messages += out.delivered as u64;
+                            refused += out.refused as u64;
+                        }
+                        op::JOIN => {
+                            if bus.join(i, h.target).is_err() {
+                                refused += 1;
+                            }
+                        }
+                        op::LEAVE => bus.leave(i, h.target),
+                        op::INFER => match tensor::read_request_header(payload) {
+                            Ok((model, count, inputs)) => requests.push(InferenceRequest {
+                                agent: AgentId::new(i),
+                                tag: h.aux,
+                                model: String::from_utf8_lossy(model).into_owned(),
+                                inputs: inputs.to_vec(),
+                                tensor_count: count,
+                            }),
+                            Err(e) => {
+                                let reason = format!("malformed inference request: {e:?}");
+                                if bus
+                                    .commit_notice(
+                                        i,
+                                        msg_kind::INFER_ERROR,
+                                        we_abi::SENDER_INFERENCE,
+                                        h.aux,
+                                        reason.as_bytes(),
+                                    )
+                                    .is_ok()
+                                {
+                                    messages += 1;
+                                    digest_message(
+                                        digest_buf,
+                                        we_abi::SENDER_INFERENCE,
+                                        i,
+                                        reason.as_bytes(),
+                                    );
+                                }
+                            }
+                        },
+                        _ => refused += 1,
+                    }
+                }
+            }
+        }
+        for line in logs {
+            self.push_log(line);
+        }
+        for (i, kind) in faults {
+            self.record_fault(i, t, kind);
+        }
+        messages += self.serve_inference(t)?;
+        self.shared_mut()?.bus.flip();
+        self.summary.messages_delivered += messages;
+        self.summary.messages_refused += refused;
+        self.last_record.messages = messages;
+        if init {
+            self.last_record.agent_digests.clear();
+        }
+        Ok(*effects_hasher.finalize().as_bytes())
+    }
+
+    /// Runs the tick's inference requests and commits their results as messages
+    /// delivered at the next tick, in request order.
+    fn serve_inference(&mut self, t: u64) -> Result<u64> {
+        if self.requests.is_empty() {
+            return Ok(0);
+        }
+        let results = match self.inference.as_mut() {
+            Some(backend) => backend.run(Tick(t), &self.requests),
+            None => self
+                .requests
+                .iter()
+                .map(|r| we_core::InferenceResult {
+                    agent: r.agent,
+                    tag: r.tag,
+                    outcome: Err("no inference backend is configured for this run".to_string()),
+                })
+                .collect(),
+        };
+        if results.len() != self.requests.len() {
+            return Err(Error::Internal("inference backend returned a wrong result count"));
+        }
+        self.summary.inferences += results.len() as u64;
+        let mut delivered = 0;
+        let mut payload = Vec::new();
+        for (request, result) in self.requests.iter().zip(&results) {
+            payload.clear();
+            let kind = match &result.outcome {
+                Ok(bytes) if self.argmax_models.contains(&request.model) => match argmax(bytes) {
+                    Some(a) => {
+                        payload.extend_from_slice(&(a as u64).to_le_bytes());
+                        msg_kind::INFER_RESULT
+                    }
+                    None => {
+                        payload.extend_from_slice(b"argmax: the first output is not a non-empty f32 tensor");
+                        msg_kind::INFER_ERROR
+                    }
+                },
+                Ok(bytes) => {
+                    payload.extend_from_slice(bytes);
+                    msg_kind::INFER_RESULT
+                }
+                Err(reason) => {
+                    payload.extend_from_slice(reason.as_bytes());
+                    msg_kind::INFER_ERROR
+                }
+            };
+            let receiver = request.agent.index;
+            let bus = &mut self.shared_mut()?.bus;
+            if bus
+                .commit_notice(receiver, kind, we_abi::SENDER_INFERENCE, request.tag, &payload)
+                .is_ok()
+            {
+                delivered += 1;
+                digest_message(&mut self.digest_buf, we_abi::SENDER_INFERENCE, receiver, &payload);
+            }
+        }
+        self.last_record.inference = results;
+        Ok(delivered)
+    }
+
+    /// The agent's effects of the last tick, one per line, for divergence reports.
+    fn describe_effects(&self, agent: u32) -> String {
+        let Some(result) = self.pool.result(agent) else {
+            return String::new();
+        };
+        if let Some(kind) = &result.fault {
+            return format!("    fault: {kind}");
+        }
+        let mut out = String::new();
+        for record in Records::new(&result.emitted.effects).flatten() {
+            let (header, payload) = record;
+            if let Some(h) = EffectHeader::decode(header) {
+                let name = match h.op {
+                    op::SEND => "send to",
+                    op::PUBLISH => "publish to topic",
+                    op::JOIN => "join topic",
+                    op::LEAVE => "leave topic",
+                    op::INFER => "infer, model slot",
+                    _ => "op",
+                };
+                out.push_str(&format!("    {name} {} payload {}\n", h.target, hex(payload)));
+            }
+        }
+        if out.is_empty() {
+            out.push_str("    (no effects)\n");
+        }
+        out
+    }
+}
+
+/// Appends the 16-byte workload encoding of a message (8-byte payloads as in
+/// `shared/workloads.md`; other payloads are appended whole).
+#[inline]
+fn digest_message(buf: &mut Vec<u8>, sender: u32, receiver: u32, payload: &[u8]) {
+    buf.extend_from_slice(&sender.to_le_bytes());
+    buf.extend_from_slice(&receiver.to_le_bytes());
+    buf.extend_from_slice(payload);
+}
+
+/// Index of the largest element of the first tensor of a result payload, lowest
+/// index on a tie; `None` unless that tensor is a non-empty f32 tensor.
+fn argmax(result: &[u8]) -> Option<usize> {
+    let (_, body) = tensor::read_result_header(result).ok()?;
+    let first = tensor::Tensors::new(body).next()?.ok()?;
+    if first.dtype != tensor::DTYPE_F32 || first.data.is_empty() {
+        return None;
+    }
+    let mut best = 0usize;
+    let mut best_v = f32::NEG_INFINITY;
+    for (k, chunk) in first.data.chunks_exact(4).enumerate() {
+        let v = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        if k == 0 || v > best_v {
+            best = k;
+            best_v = v;
+        }
+    }
+    Some(best)
+}
+
+fn tick_label(t: u64) -> String {
+    if t == u64::MAX {
+        "init".to_string()
+    } else {
+        t.to_string()
+    }
+}
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// blake3 of the settings that must match for a replay: everything in the
+/// scenario except the worker count, which never changes results.
+fn config_digest(s: &Scenario) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(&s.seed.to_le_bytes());
+    h.update(&s.ticks.to_le_bytes());
+    h.update(format!("{:?}", s.scheduler).as_bytes());
+    h.update(format!("{:?}", s.limits).as_bytes());
+    h.update(format!("{:?}", s.inference).as_bytes());
+    for g in &s.agents {
+        h.update(format!("{:?}", g).as_bytes());
+    }
+    *h.finalize().as_bytes()
+}
