@@ -1,0 +1,156 @@
+//! The glue between the ABI exports and an [`Agent`]: the exchange buffer,
+//! context decoding, and the per-call status.
+//!
+//! [`export_agent!`](crate::export_agent) keeps one [`Runtime`] per module in a
+//! `thread_local!` and forwards each export to it; the native
+//! [`Harness`](crate::native::Harness) drives the same type through the same
+//! entry points, so the byte-level path is tested on the host.
+
+use crate::error::status;
+use crate::{Agent, AgentError, Ctx, Inbox};
+use core::ops::Range;
+use we_abi::{InitContext, STATUS_OK, StepContext};
+
+/// An agent, its context and its exchange buffer.
+#[derive(Debug)]
+pub struct Runtime<A> {
+    agent: A,
+    ctx: Ctx,
+    buffer: Vec<u8>,
+}
+
+impl<A: Agent> Runtime<A> {
+    /// A runtime around a freshly constructed agent.
+    pub fn new(agent: A) -> Self {
+        Self {
+            agent,
+            ctx: Ctx::new(),
+            buffer: Vec::new(),
+        }
+    }
+
+    /// The agent.
+    pub fn agent(&self) -> &A {
+        &self.agent
+    }
+
+    /// The agent, mutably.
+    pub fn agent_mut(&mut self) -> &mut A {
+        &mut self.agent
+    }
+
+    /// The agent's context.
+    pub fn ctx(&self) -> &Ctx {
+        &self.ctx
+    }
+
+    /// `we_buffer(capacity)`: the address of a buffer of at least `capacity`
+    /// bytes, stable until the next call; 0 if `capacity` is negative or the
+    /// memory cannot be had (the wasm export turns 0 into a trap).
+    pub fn we_buffer(&mut self, capacity: i32) -> i32 {
+        let Ok(capacity) = usize::try_from(capacity) else {
+            return 0;
+        };
+        if self.buffer.len() < capacity {
+            let extra = capacity - self.buffer.len();
+            if self.buffer.try_reserve_exact(extra).is_err() {
+                return 0;
+            }
+            self.buffer.resize(capacity, 0);
+        }
+        // Guest addresses are 32-bit; on a native target the truncated address is
+        // only ever compared with itself (see `span`).
+        self.buffer.as_mut_ptr() as usize as u32 as i32
+    }
+
+    /// The exchange buffer, for a native host to write into.
+    pub fn buffer_mut(&mut self) -> &mut [u8] {
+        &mut self.buffer
+    }
+
+    /// The byte range of the exchange buffer that `(ptr, len)` names, or `None`
+    /// if it is not inside the buffer. Arguments are never dereferenced: a host
+    /// can only point the SDK at bytes the SDK owns.
+    fn span(&self, ptr: i32, len: i32) -> Option<Range<usize>> {
+        let base = self.buffer.as_ptr() as usize as u32;
+        let start = (ptr as u32).wrapping_sub(base) as usize;
+        let len = usize::try_from(len).ok()?;
+        let end = start.checked_add(len)?;
+        (end <= self.buffer.len()).then_some(start..end)
+    }
+
+    /// `agent_init(ptr, len)`: an [`InitContext`] then the config bytes.
+    pub fn agent_init(&mut self, ptr: i32, len: i32) -> i32 {
+        let Some(range) = self.span(ptr, len) else {
+            return status::BAD_CONTEXT;
+        };
+        let bytes = &self.buffer[range];
+        let Some(init) = InitContext::decode(bytes) else {
+            return status::BAD_CONTEXT;
+        };
+        let config_end = InitContext::SIZE.saturating_add(init.config_len as usize);
+        let Some(config) = bytes.get(InitContext::SIZE..config_end) else {
+            return status::BAD_CONTEXT;
+        };
+        self.ctx.begin_init(init);
+        self.agent.init(&mut self.ctx, config);
+        self.ctx.finish()
+    }
+
+    /// `agent_receive(ptr, len)`: the tick's inbox as message records.
+    pub fn agent_receive(&mut self, ptr: i32, len: i32) -> i32 {
+        let Some(range) = self.span(ptr, len) else {
+            return status::BAD_CONTEXT;
+        };
+        let bytes = &self.buffer[range];
+        if Inbox::check(bytes).is_none() {
+            return status::BAD_CONTEXT;
+        }
+        self.ctx.begin_call(None);
+        self.agent.receive_all(&mut self.ctx, Inbox::new(bytes));
+        self.ctx.finish()
+    }
+
+    /// `agent_step(ptr, len)`: a [`StepContext`].
+    pub fn agent_step(&mut self, ptr: i32, len: i32) -> i32 {
+        let Some(range) = self.span(ptr, len) else {
+            return status::BAD_CONTEXT;
+        };
+        let Some(step) = StepContext::decode(&self.buffer[range]) else {
+            return status::BAD_CONTEXT;
+        };
+        self.ctx.begin_step(step);
+        self.agent.step(&mut self.ctx);
+        self.ctx.finish()
+    }
+
+    /// `agent_shutdown()`.
+    pub fn agent_shutdown(&mut self) -> i32 {
+        self.ctx.begin_call(None);
+        self.agent.shutdown(&mut self.ctx);
+        self.ctx.finish()
+    }
+}
+
+/// Runs `f` on the runtime in `key`; `busy` if the runtime is already borrowed
+/// (an export entered from inside another) or thread-local storage is gone.
+pub fn with<A: 'static, R: Copy>(
+    key: &'static std::thread::LocalKey<core::cell::RefCell<Runtime<A>>>,
+    busy: R,
+    f: impl FnOnce(&mut Runtime<A>) -> R,
+) -> R {
+    key.try_with(|cell| match cell.try_borrow_mut() {
+        Ok(mut rt) => f(&mut rt),
+        Err(_) => busy,
+    })
+    .unwrap_or(busy)
+}
+
+/// The status of an export entered while another was running.
+pub const REENTERED: i32 = AgentError::Reentered.status();
+
+/// The ABI version as the `we_abi_version` export returns it.
+pub const ABI_VERSION: i32 = we_abi::ABI_VERSION as i32;
+
+/// Success.
+pub const OK: i32 = STATUS_OK;

@@ -1,0 +1,70 @@
+//! End-to-end tests of the runtime with real wasm agents: reference workload
+//! digests, determinism across worker counts, hostile agents contained.
+//!
+//! The agents come from `build/agents` (or `$WE_AGENTS_DIR`), built by
+//! `cargo xtask build-agents`; `cargo xtask test` builds them first.
+
+mod hostile;
+mod reference;
+mod workloads;
+
+use std::path::PathBuf;
+use we_runtime::{RunOptions, RunSummary, Scenario};
+
+/// Directory of the built agents; panics with the fix if they are missing.
+pub fn agents_dir() -> PathBuf {
+    let dir = std::env::var_os("WE_AGENTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../build/agents")
+        });
+    assert!(
+        dir.join("ring.wasm").exists(),
+        "guest agents not found in {}: run `cargo xtask build-agents` (cargo xtask test does it)",
+        dir.display()
+    );
+    dir
+}
+
+/// One agent group of a test scenario.
+pub struct Group<'a> {
+    pub module: &'a str,
+    pub count: u32,
+    pub config_hex: &'a str,
+}
+
+pub fn group(module: &str, count: u32) -> Group<'_> {
+    Group {
+        module,
+        count,
+        config_hex: "",
+    }
+}
+
+/// Builds scenario text for `groups`, with extra top-level TOML in `extra`
+/// (placed before the groups, e.g. a `[limits]` table).
+pub fn scenario(groups: &[Group<'_>], ticks: u64, extra: &str) -> Scenario {
+    let mut text = format!("seed = 7\nticks = {ticks}\n{extra}\n");
+    for g in groups {
+        text.push_str(&format!(
+            "[[agents]]\nname = \"{m}\"\nmodule = \"{m}.wasm\"\ncount = {c}\n",
+            m = g.module,
+            c = g.count
+        ));
+        if !g.config_hex.is_empty() {
+            text.push_str(&format!("config_hex = \"{}\"\n", g.config_hex));
+        }
+    }
+    Scenario::parse("test-scenario", text.as_bytes(), agents_dir()).expect("valid scenario")
+}
+
+pub fn run(s: Scenario, workers: usize, perturb_us: u32) -> RunSummary {
+    let options = RunOptions {
+        workers: Some(workers),
+        perturb_us,
+        log_tail_lines: 64,
+    };
+    let mut runtime = we_cli::build(s, options).expect("runtime builds");
+    runtime.run(|_| {}).expect("run completes")
+}
