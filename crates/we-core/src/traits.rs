@@ -302,7 +302,6 @@ pub trait TraceSink: Send {
 
 /// A point-in-time view of the run for observers such as the UI.
 #[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
 pub struct Snapshot {
     /// Last committed tick.
     pub tick: u64,

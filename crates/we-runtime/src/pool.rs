@@ -288,11 +288,6 @@ impl Pool {
         })
     }
 
-    /// Number of workers.
-    pub fn width(&self) -> usize {
-        self.width
-    }
-
     /// Runs one phase on every worker and waits for all of them.
     pub fn run(&mut self, phase: Phase, shared: &Arc<Shared>) -> Result<()> {
         if let Some(part) = self.inline.as_mut() {

@@ -667,7 +667,8 @@ impl Runtime {
         self.summary.inferences += results.len() as u64;
         let mut delivered = 0;
         let mut payload = Vec::new();
-        for (request, result) in self.requests.iter().zip(&results) {
+        let requests = std::mem::take(&mut self.requests);
+        for (request, result) in requests.iter().zip(&results) {
             payload.clear();
             let kind = match &result.outcome {
                 Ok(bytes) if self.argmax_models.contains(&request.model) => match argmax(bytes) {
@@ -699,6 +700,7 @@ impl Runtime {
                 digest_message(&mut self.digest_buf, we_abi::SENDER_INFERENCE, receiver, &payload);
             }
         }
+        self.requests = requests;
         self.last_record.inference = results;
         Ok(delivered)
     }
