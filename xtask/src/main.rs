@@ -7,6 +7,9 @@
 //! - `provision-ort`: fetches the ONNX Runtime shared library from the PyPI
 //!   `onnxruntime` wheel into `build/onnxruntime/`.
 //! - `run <demo>`: builds what is missing and runs `fixtures/scenarios/<demo>.toml`.
+//! - `replay-verify`: re-executes every golden trace in `fixtures/golden/` and
+//!   checks it tick by tick; `UPDATE_GOLDEN=1` re-records them and prints what
+//!   changed.
 
 mod provision;
 mod tidy;
@@ -37,6 +40,7 @@ fn real_main() -> Result<()> {
             let demo = args.get(1).context("usage: cargo xtask run <demo> [we run args]")?;
             run_demo(&root, demo, &args[2..])
         }
+        Some("replay-verify") => replay_verify(&root),
         Some("we") => {
             // `cargo xtask we <args>`: the `we` binary with agents and ORT provisioned.
             prepare(&root)?;
@@ -44,7 +48,7 @@ fn real_main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <test | build-agents | provision-ort | run <demo> | we <args>>"
+                "usage: cargo xtask <test | build-agents | provision-ort | run <demo> | replay-verify | we <args>>"
             );
             bail!("unknown or missing command")
         }
@@ -77,11 +81,24 @@ fn run(mut cmd: Command) -> Result<()> {
 /// Builds the guest agents and copies them to `build/agents/`.
 fn build_agents(root: &Path) -> Result<()> {
     let agents = root.join("agents");
+    // Reproducible modules: a module's blake3 is recorded in every trace, so the
+    // same sources must give the same bytes wherever the checkout lives. Source
+    // paths are remapped and symbols stripped (agents/Cargo.toml).
+    let cargo_home = std::env::var("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|_| std::env::var("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|_| PathBuf::from("/nonexistent"));
+    let rustflags = format!(
+        "--remap-path-prefix={}=/wasm-engine --remap-path-prefix={}=/cargo",
+        root.display(),
+        cargo_home.display()
+    );
     let mut cmd = cargo();
     cmd.current_dir(&agents)
         .args(["build", "--release", "--target", "wasm32-unknown-unknown"])
         // The agents workspace has its own target dir; don't inherit ours.
-        .env_remove("CARGO_TARGET_DIR");
+        .env_remove("CARGO_TARGET_DIR")
+        .env("CARGO_ENCODED_RUSTFLAGS", rustflags.replace(' ', "\x1f"));
     run(cmd)?;
     let out = root.join("build/agents");
     std::fs::create_dir_all(&out)?;
@@ -134,6 +151,80 @@ fn run_demo(root: &Path, demo: &str, extra: &[String]) -> Result<()> {
     we(root, &args)
 }
 
+/// The `we` binary's output for `args`, failing if it fails.
+fn we_output(root: &Path, lib: &Path, args: &[&str]) -> Result<String> {
+    let mut cmd = cargo();
+    cmd.current_dir(root)
+        .args(["run", "--quiet", "--package", "we-cli", "--bin", "we", "--"])
+        .args(args)
+        .env("ORT_DYLIB_PATH", lib);
+    let shown = format!("we {}", args.join(" "));
+    eprintln!("xtask: $ {shown}");
+    let out = cmd.output().with_context(|| format!("starting {shown}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        bail!(
+            "{shown} failed:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(text)
+}
+
+fn chain_head_of(summary: &str) -> String {
+    summary
+        .lines()
+        .find_map(|l| l.strip_prefix("chain head"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Verifies (or with `UPDATE_GOLDEN=1` re-records) the golden traces.
+fn replay_verify(root: &Path) -> Result<()> {
+    let lib = prepare(root)?;
+    let dir = root.join("fixtures/golden");
+    let mut scenarios: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| dir.display().to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    scenarios.sort();
+    if scenarios.is_empty() {
+        bail!("no golden scenarios in {}", dir.display());
+    }
+    let update = std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1");
+    for scenario in &scenarios {
+        let trace = scenario.with_extension("trace");
+        let (s, t) = (scenario.display().to_string(), trace.display().to_string());
+        if update {
+            let old = if trace.exists() {
+                chain_head_of(&we_output(root, &lib, &["inspect", &t, "--summary"])?)
+            } else {
+                "(none)".to_string()
+            };
+            let tmp = trace.with_extension("trace.new");
+            let ts = tmp.display().to_string();
+            let out = we_output(root, &lib, &["run", &s, "--trace", &ts, "--quiet", "--workers", "1"])?;
+            std::fs::rename(&tmp, &trace)?;
+            let new = chain_head_of(&out);
+            if old == new {
+                println!("unchanged  {t}  {new}");
+            } else {
+                println!("CHANGED    {t}\n  was      {old}\n  now      {new}");
+            }
+        } else {
+            if !trace.exists() {
+                bail!("golden trace {t} is missing: record it with UPDATE_GOLDEN=1 cargo xtask replay-verify");
+            }
+            for workers in ["1", "2"] {
+                let out = we_output(root, &lib, &["replay", "verify", &t, "--workers", workers])?;
+                println!("verified   {t} (W={workers})  {}", chain_head_of(&out));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Everything CI checks.
 fn test(root: &Path) -> Result<()> {
     let mut fmt = cargo();
@@ -157,5 +248,6 @@ fn test(root: &Path) -> Result<()> {
         .env("ORT_DYLIB_PATH", &lib)
         .env("WE_AGENTS_DIR", root.join("build/agents"));
     run(tests)?;
+    replay_verify(root)?;
     Ok(())
 }

@@ -1,10 +1,17 @@
 //! Wiring of the `we` command: builds a runtime from a scenario with the real
-//! parts (the wasmer sandbox, the trace writer, ONNX Runtime inference).
+//! parts (the wasmer sandbox, the trace writer, ONNX Runtime inference), and the
+//! replay verifier and determinism check built on them.
 //!
 //! Kept as a library so integration tests drive exactly what the binary drives.
 
-use anyhow::{Context, Result};
-use std::path::Path;
+mod replay;
+
+pub use replay::{VerifyOutcome, check_determinism, verify_trace, InferenceMode};
+
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use we_infer::{ManagerConfig, OrtBackend, Provider};
+use we_replay::{FsyncPolicy, TraceWriter};
 use we_runtime::{RunOptions, Runtime, Scenario};
 use we_sandbox::tunables::MemoryStyleChoice;
 use we_sandbox::{Sandbox, SandboxConfig};
@@ -29,10 +36,47 @@ pub fn sandbox_config(scenario: &Scenario) -> SandboxConfig {
     }
 }
 
-/// Builds a runtime for a parsed scenario.
+/// The ONNX Runtime backend a scenario's `[inference]` section asks for.
+pub fn inference_backend(scenario: &Scenario) -> Result<Option<OrtBackend>> {
+    let Some(section) = &scenario.inference else {
+        return Ok(None);
+    };
+    let Some(registry) = &section.registry else {
+        bail!("scenario: field `inference.registry`: a model registry file is required");
+    };
+    let registry = scenario.base_dir.join(registry);
+    let provider = match section.provider.as_deref() {
+        None | Some("cpu") => Provider::Cpu,
+        Some("cuda") => Provider::Cuda { device_id: 0 },
+        Some(other) => {
+            bail!("scenario: field `inference.provider`: `{other}` is not `cpu` or `cuda`")
+        }
+    };
+    let mut config = ManagerConfig {
+        provider,
+        ..ManagerConfig::default()
+    };
+    if let Some(bytes) = section.cache_bytes {
+        config.budget_bytes = bytes;
+    }
+    let mut backend = OrtBackend::from_registry_file(&registry, config)
+        .with_context(|| format!("inference registry {}", registry.display()))?;
+    let preload: Vec<&str> = section.preload.iter().map(String::as_str).collect();
+    backend
+        .manager_mut()
+        .preload(&preload)
+        .context("preloading models")?;
+    Ok(Some(backend))
+}
+
+/// Builds a runtime for a parsed scenario, with inference if it asks for it.
 pub fn build(scenario: Scenario, options: RunOptions) -> Result<Runtime> {
+    let backend = inference_backend(&scenario)?;
     let sandbox = Sandbox::new(sandbox_config(&scenario));
-    let runtime = Runtime::new(scenario, Box::new(sandbox), options)?;
+    let mut runtime = Runtime::new(scenario, Box::new(sandbox), options)?;
+    if let Some(backend) = backend {
+        runtime.set_inference(Box::new(backend));
+    }
     Ok(runtime)
 }
 
@@ -40,6 +84,55 @@ pub fn build(scenario: Scenario, options: RunOptions) -> Result<Runtime> {
 pub fn build_from_file(path: &Path, options: RunOptions) -> Result<Runtime> {
     let scenario = Scenario::load(path)?;
     build(scenario, options).with_context(|| format!("preparing {}", path.display()))
+}
+
+/// Records `runtime`'s run into a trace file at `path`.
+pub fn record_to(runtime: &mut Runtime, path: &Path, fsync: FsyncPolicy) -> Result<()> {
+    let writer = TraceWriter::create(path, fsync)
+        .with_context(|| format!("creating trace {}", path.display()))?;
+    // Replays look for modules relative to where the scenario was; the note is
+    // relative to the trace's own directory so it means the same on any machine
+    // with the same layout.
+    let trace_dir = absolute(path.parent().unwrap_or(Path::new(".")));
+    let scenario_dir = absolute(&runtime.scenario().base_dir);
+    runtime.add_header_note(format!(
+        "scenario_dir={}",
+        relative_path(&trace_dir, &scenario_dir).display()
+    ));
+    runtime.set_trace(Box::new(writer));
+    Ok(())
+}
+
+/// `path` made absolute against the current directory.
+pub fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    }
+}
+
+/// `to` expressed relative to `from` (both absolute), lexically after
+/// canonicalising what exists.
+pub fn relative_path(from: &Path, to: &Path) -> PathBuf {
+    let from = std::fs::canonicalize(from).unwrap_or_else(|_| from.to_path_buf());
+    let to = std::fs::canonicalize(to).unwrap_or_else(|_| to.to_path_buf());
+    let a: Vec<_> = from.components().collect();
+    let b: Vec<_> = to.components().collect();
+    let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut out = PathBuf::new();
+    for _ in common..a.len() {
+        out.push("..");
+    }
+    for c in &b[common..] {
+        out.push(c);
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
 }
 
 /// Lower-case hex.

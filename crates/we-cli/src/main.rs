@@ -1,11 +1,13 @@
-//! The `we` command: run scenarios, benchmark reference workloads.
+//! The `we` command: run scenarios, verify replays, inspect traces, benchmark
+//! reference workloads.
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
-use std::path::PathBuf;
-use we_cli::hex;
+use std::path::{Path, PathBuf};
+use we_cli::{InferenceMode, hex};
+use we_replay::{DumpFilter, FsyncPolicy, TraceReader};
 use we_runtime::{RunOptions, RunSummary, Scenario};
 
 #[derive(Parser)]
@@ -13,6 +15,24 @@ use we_runtime::{RunOptions, RunSummary, Scenario};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Fsync {
+    /// Leave flushing to the OS.
+    Never,
+    /// fsync after every tick.
+    Tick,
+    /// fsync once when the run ends (default).
+    Finish,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum InferenceArg {
+    /// Feed back the recorded results (works anywhere).
+    Recorded,
+    /// Recompute and compare bitwise.
+    Recompute,
 }
 
 #[derive(Subcommand)]
@@ -24,12 +44,40 @@ enum Command {
         /// Worker threads (default: the scenario's value, else all cores).
         #[arg(long)]
         workers: Option<usize>,
+        /// Record a hash-chained trace into FILE.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+        /// When the trace is forced to disk.
+        #[arg(long, value_enum, default_value = "finish")]
+        fsync: Fsync,
+        /// Run twice (1 worker and --workers, at least 2) and compare every tick.
+        #[arg(long)]
+        check_determinism: bool,
         /// Print only the summary, no progress bar.
         #[arg(long)]
         quiet: bool,
         /// Print the summary as one JSON object.
         #[arg(long)]
         json: bool,
+    },
+    /// Replay commands.
+    Replay {
+        #[command(subcommand)]
+        command: ReplayCommand,
+    },
+    /// Dump a trace as JSON lines, or summarise it.
+    Inspect {
+        /// The trace file.
+        trace: PathBuf,
+        /// Print the header, tick count and chain head only.
+        #[arg(long)]
+        summary: bool,
+        /// Only ticks in A..=B (`5..9`, `5..`, `..9`, `7`).
+        #[arg(long)]
+        ticks: Option<String>,
+        /// Only these agents (repeat or comma-separate).
+        #[arg(long, value_delimiter = ',')]
+        agent: Vec<u32>,
     },
     /// Run a reference workload of shared/workloads.md and print one JSON line.
     BenchWorkload {
@@ -48,9 +96,33 @@ enum Command {
         /// Directory holding the built agents (ring.wasm, ...).
         #[arg(long, default_value = "build/agents")]
         agents_dir: PathBuf,
+        /// Directory holding models.toml (for `infer`).
+        #[arg(long, default_value = "fixtures/models")]
+        models_dir: PathBuf,
+        /// Record no trace (tracing is on by default, into a temporary file).
+        #[arg(long)]
+        no_trace: bool,
         /// Print JSON (the default and only format).
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReplayCommand {
+    /// Re-execute a trace and compare it tick by tick.
+    Verify {
+        /// The trace file.
+        trace: PathBuf,
+        /// Where inference results come from.
+        #[arg(long, value_enum, default_value = "recorded")]
+        inference: InferenceArg,
+        /// Worker threads for the replay.
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Directory the recorded scenario's module paths are relative to.
+        #[arg(long)]
+        modules_dir: Option<PathBuf>,
     },
 }
 
@@ -67,27 +139,70 @@ fn real_main() -> Result<()> {
         Command::Run {
             scenario,
             workers,
+            trace,
+            fsync,
+            check_determinism,
             quiet,
             json,
-        } => cmd_run(scenario, workers, quiet, json),
+        } => {
+            if check_determinism {
+                return cmd_check(&scenario, workers);
+            }
+            cmd_run(scenario, workers, trace, fsync, quiet, json)
+        }
+        Command::Replay {
+            command:
+                ReplayCommand::Verify {
+                    trace,
+                    inference,
+                    workers,
+                    modules_dir,
+                },
+        } => cmd_verify(&trace, inference, workers, modules_dir.as_deref()),
+        Command::Inspect {
+            trace,
+            summary,
+            ticks,
+            agent,
+        } => cmd_inspect(&trace, summary, ticks.as_deref(), agent),
         Command::BenchWorkload {
             workload,
             agents,
             ticks,
             workers,
             agents_dir,
+            models_dir,
+            no_trace,
             json: _,
-        } => cmd_bench(&workload, agents, ticks, workers, &agents_dir),
+        } => cmd_bench(&workload, agents, ticks, workers, &agents_dir, &models_dir, !no_trace),
     }
 }
 
-fn cmd_run(path: PathBuf, workers: Option<usize>, quiet: bool, json: bool) -> Result<()> {
+fn fsync_policy(f: Fsync) -> FsyncPolicy {
+    match f {
+        Fsync::Never => FsyncPolicy::Never,
+        Fsync::Tick => FsyncPolicy::EveryTick,
+        Fsync::Finish => FsyncPolicy::OnFinish,
+    }
+}
+
+fn cmd_run(
+    path: PathBuf,
+    workers: Option<usize>,
+    trace: Option<PathBuf>,
+    fsync: Fsync,
+    quiet: bool,
+    json: bool,
+) -> Result<()> {
     let options = RunOptions {
         workers,
         log_tail_lines: 256,
         ..RunOptions::default()
     };
     let mut runtime = we_cli::build_from_file(&path, options)?;
+    if let Some(trace) = &trace {
+        we_cli::record_to(&mut runtime, trace, fsync_policy(fsync))?;
+    }
     let ticks = runtime.scenario().ticks;
     let bar = if quiet || json || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
@@ -113,6 +228,9 @@ fn cmd_run(path: PathBuf, workers: Option<usize>, quiet: bool, json: bool) -> Re
         println!("{}", summary_json(&summary, p50, p99));
     } else {
         print_summary(&path, &summary, p50, p99);
+        if let Some(trace) = &trace {
+            println!("trace        {}", trace.display());
+        }
         let tail: Vec<&str> = runtime.log_tail().collect();
         if !tail.is_empty() && !quiet {
             println!("last agent log lines:");
@@ -121,6 +239,87 @@ fn cmd_run(path: PathBuf, workers: Option<usize>, quiet: bool, json: bool) -> Re
             }
         }
     }
+    Ok(())
+}
+
+fn cmd_check(path: &Path, workers: Option<usize>) -> Result<()> {
+    let scenario = Scenario::load(path)?;
+    let w = workers.unwrap_or(2).max(2);
+    let ticks = we_cli::check_determinism(&scenario, w)?;
+    println!("deterministic: {ticks} ticks identical with 1 and {w} workers");
+    Ok(())
+}
+
+fn cmd_verify(
+    trace: &Path,
+    inference: InferenceArg,
+    workers: Option<usize>,
+    modules_dir: Option<&Path>,
+) -> Result<()> {
+    let mode = match inference {
+        InferenceArg::Recorded => InferenceMode::Recorded,
+        InferenceArg::Recompute => InferenceMode::Recompute,
+    };
+    let out = we_cli::verify_trace(trace, mode, workers, modules_dir, None)?;
+    println!(
+        "verified     {} ticks of {} ({:.2} s)",
+        out.ticks,
+        trace.display(),
+        out.wall_s
+    );
+    println!("digest       {}", hex(&out.workload_digest));
+    println!("chain head   {}", hex(&out.chain_head));
+    Ok(())
+}
+
+fn parse_ticks(text: &str) -> Result<std::ops::RangeInclusive<u64>> {
+    let num = |s: &str, default: u64| -> Result<u64> {
+        if s.is_empty() {
+            Ok(default)
+        } else {
+            s.parse()
+                .with_context(|| format!("--ticks: `{s}` is not a tick number"))
+        }
+    };
+    Ok(match text.split_once("..") {
+        Some((a, b)) => num(a, 0)?..=num(b.trim_start_matches('='), u64::MAX)?,
+        None => {
+            let t = num(text, 0)?;
+            t..=t
+        }
+    })
+}
+
+fn cmd_inspect(trace: &Path, summary: bool, ticks: Option<&str>, agents: Vec<u32>) -> Result<()> {
+    let mut reader =
+        TraceReader::open(trace).with_context(|| format!("opening trace {}", trace.display()))?;
+    if summary {
+        let s = reader.summarize()?;
+        println!("trace        {}", trace.display());
+        println!("runtime      {}", s.header.runtime_version);
+        println!("seed         {}", s.header.seed);
+        println!("agents       {}", s.header.agent_count);
+        for (name, hash) in &s.header.modules {
+            println!("module       {name} blake3 {}", hex(hash));
+        }
+        for note in &s.header.notes {
+            println!("note         {note}");
+        }
+        println!("ticks        {}", s.ticks);
+        if let (Some(a), Some(b)) = (s.first_tick, s.last_tick) {
+            println!("tick range   {a}..={b}");
+        }
+        println!("bytes        {}", s.bytes);
+        println!("chain head   {}", hex(&s.chain_head));
+        return Ok(());
+    }
+    let filter = DumpFilter {
+        ticks: ticks.map(parse_ticks).transpose()?,
+        agents: if agents.is_empty() { None } else { Some(agents) },
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    we_replay::dump_jsonl(&mut reader, &mut out, filter)?;
     Ok(())
 }
 
@@ -142,14 +341,17 @@ fn summary_json(s: &RunSummary, p50: f64, p99: f64) -> serde_json::Value {
     })
 }
 
-fn print_summary(path: &std::path::Path, s: &RunSummary, p50: f64, p99: f64) {
+fn print_summary(path: &Path, s: &RunSummary, p50: f64, p99: f64) {
     println!("scenario     {}", path.display());
     println!("ticks        {}", s.ticks);
     println!("agents       {}", s.agents);
     println!("workers      {}", s.workers);
-    println!("messages     {} delivered, {} refused", s.messages_delivered, s.messages_refused);
-    if s.inferences > 0 {
-        println!("inferences   {}", s.inferences);
+    println!(
+        "messages     {} delivered, {} refused",
+        s.messages_delivered, s.messages_refused
+    );
+    if s.inferences > 0 || !s.inference_provider.is_empty() {
+        println!("inferences   {} ({})", s.inferences, s.inference_provider);
     }
     if s.faults.is_empty() {
         println!("faults       none");
@@ -186,40 +388,66 @@ fn tick_text(t: u64) -> String {
     }
 }
 
-fn cmd_bench(workload: &str, agents: u32, ticks: u64, workers: usize, dir: &std::path::Path) -> Result<()> {
+fn cmd_bench(
+    workload: &str,
+    agents: u32,
+    ticks: u64,
+    workers: usize,
+    dir: &Path,
+    models: &Path,
+    trace: bool,
+) -> Result<()> {
     let module = match workload {
         "ring" | "compute" | "gossip" | "infer" => dir.join(format!("{workload}.wasm")),
         other => bail!("unknown workload `{other}`: expected ring, compute, gossip or infer"),
     };
-    let module = std::fs::canonicalize(&module)
-        .with_context(|| format!("agent module {} (run `cargo xtask build-agents`)", module.display()))?;
-    let text = format!(
-        "seed = 0\nticks = {ticks}\n[limits]\nmailbox_capacity = {cap}\n[[agents]]\nname = \"{workload}\"\nmodule = {module:?}\ncount = {agents}\n",
+    let module = std::fs::canonicalize(&module).with_context(|| {
+        format!(
+            "agent module {} (run `cargo xtask build-agents`)",
+            module.display()
+        )
+    })?;
+    let mut text = format!(
+        "seed = 0\nticks = {ticks}\n[limits]\nmailbox_capacity = {cap}\n",
         cap = agents.max(4096),
     );
+    if workload == "infer" {
+        let registry = std::fs::canonicalize(models.join("models.toml"))
+            .with_context(|| format!("model registry in {}", models.display()))?;
+        text.push_str(&format!(
+            "[inference]\nregistry = {registry:?}\npreload = [\"policy\"]\n[inference.postprocess]\npolicy = \"argmax\"\n"
+        ));
+    }
+    text.push_str(&format!(
+        "[[agents]]\nname = \"{workload}\"\nmodule = {module:?}\ncount = {agents}\n"
+    ));
     let scenario = Scenario::parse("bench-workload", text.as_bytes(), PathBuf::new())?;
     let options = RunOptions {
         workers: Some(workers),
         ..RunOptions::default()
     };
     let mut runtime = we_cli::build(scenario, options)?;
-    let summary = runtime.run(|_| {})?;
+    let trace_file = std::env::temp_dir().join(format!("we-bench-{}.trace", std::process::id()));
+    if trace {
+        we_cli::record_to(&mut runtime, &trace_file, FsyncPolicy::Never)?;
+    }
+    let summary = runtime.run(|_| {});
+    if trace {
+        let _ = std::fs::remove_file(&trace_file);
+    }
+    let summary = summary?;
     let times = runtime.tick_times();
-    let rate_key = if workload == "infer" {
-        "inferences_per_s"
+    let (rate_key, count) = if workload == "infer" {
+        ("inferences_per_s", summary.inferences)
     } else {
-        "messages_per_s"
-    };
-    let count = if workload == "infer" {
-        summary.inferences
-    } else {
-        summary.messages_delivered
+        ("messages_per_s", summary.messages_delivered)
     };
     let mut line = serde_json::json!({
         "workload": workload,
         "agents": agents,
         "ticks": ticks,
         "workers": summary.workers,
+        "trace": trace,
         "wall_s": summary.wall_s,
         "ticks_per_s": summary.ticks as f64 / summary.wall_s.max(1e-9),
         "p50_ms": times.quantile_ms(0.5),

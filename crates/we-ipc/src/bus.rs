@@ -1,6 +1,7 @@
 //! The bus: double-buffered per-receiver inbox arenas, topics, backpressure.
 
 use crate::{Error, Refusal, Result};
+use std::collections::BTreeMap;
 use we_abi::{MessageHeader, msg_kind, write_record};
 
 /// Bus limits.
@@ -10,7 +11,8 @@ pub struct BusConfig {
     pub mailbox_capacity: u32,
     /// Largest payload in bytes.
     pub max_message_bytes: u32,
-    /// Topics one agent may be subscribed to.
+    /// Topics one agent may be subscribed to (counting joins and leaves not yet
+    /// applied).
     pub max_topics_per_agent: u32,
 }
 
@@ -29,7 +31,8 @@ impl Default for BusConfig {
 pub struct PublishOutcome {
     /// Subscribers that got the message.
     pub delivered: u32,
-    /// Subscribers whose mailbox was full.
+    /// Subscribers that did not (full mailbox, closed, or the payload too large
+    /// for any of them).
     pub refused: u32,
 }
 
@@ -38,7 +41,8 @@ pub struct PublishOutcome {
 pub struct BusStats {
     /// Messages committed into an inbox.
     pub delivered: u64,
-    /// Messages refused (full mailbox, too large, unknown receiver).
+    /// Messages refused (full mailbox, too large, unknown or closed receiver).
+    /// Refused joins are not messages and are not counted here.
     pub refused: u64,
 }
 
@@ -56,7 +60,72 @@ enum SubChange {
     Leave { agent: u32, topic: u32 },
 }
 
-/// The message bus of one run.
+/// One side of the double buffer: every receiver's inbox, plus the receivers
+/// that hold something, so that clearing costs what was written, not `N`.
+#[derive(Clone, Debug)]
+struct Side {
+    inboxes: Vec<Inbox>,
+    /// Receivers with `count > 0` (or carried bytes), each listed once.
+    touched: Vec<u32>,
+}
+
+impl Side {
+    fn new(n: usize) -> Self {
+        Self {
+            inboxes: vec![Inbox::default(); n],
+            touched: Vec::new(),
+        }
+    }
+
+    /// Empties the side, keeping every arena's capacity.
+    fn clear(&mut self) {
+        // Bounded by the number of receivers.
+        for &r in &self.touched {
+            if let Some(inbox) = self.inboxes.get_mut(r as usize) {
+                inbox.bytes.clear();
+                inbox.count = 0;
+            }
+        }
+        self.touched.clear();
+    }
+}
+
+/// Per-sender refusal counts of one commit, with the senders that have one.
+#[derive(Clone, Debug)]
+struct Refusals {
+    counts: Vec<u32>,
+    senders: Vec<u32>,
+}
+
+impl Refusals {
+    fn new(n: usize) -> Self {
+        Self {
+            counts: vec![0; n],
+            senders: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, sender: u32) {
+        if let Some(c) = self.counts.get_mut(sender as usize) {
+            if *c == 0 {
+                self.senders.push(sender);
+            }
+            *c = c.saturating_add(1);
+        }
+    }
+
+    fn clear(&mut self) {
+        // Bounded by the number of agents.
+        for &s in &self.senders {
+            if let Some(c) = self.counts.get_mut(s as usize) {
+                *c = 0;
+            }
+        }
+        self.senders.clear();
+    }
+}
+
+/// The message bus of one run; see the crate documentation.
 ///
 /// Commit calls append to the *next* side in call order; the runtime calls in
 /// (agent id, emission index) order, so each inbox ends up ordered by
@@ -64,35 +133,40 @@ enum SubChange {
 #[derive(Clone, Debug)]
 pub struct Bus {
     config: BusConfig,
-    current: Vec<Inbox>,
-    next: Vec<Inbox>,
-    /// Subscribers per topic, sorted ascending, deduplicated.
-    topics: std::collections::BTreeMap<u32, Vec<u32>>,
-    /// Number of topics each agent is subscribed to (after pending changes).
-    topic_count: Vec<u32>,
+    /// Delivered inboxes, read during a tick.
+    current: Side,
+    /// Inboxes being committed for the next tick.
+    next: Side,
+    /// Subscribers per topic, sorted ascending, deduplicated; a topic without
+    /// subscribers has no entry. Changes only at [`Bus::flip`].
+    topics: BTreeMap<u32, Vec<u32>>,
+    /// The topics each agent will be subscribed to once `pending` applies,
+    /// sorted; the topic limit is checked against it.
+    joined: Vec<Vec<u32>>,
+    /// Subscription changes of the commit being built, in call order.
     pending: Vec<SubChange>,
     /// Refusals per sender in the commit being built.
-    refused_next: Vec<u32>,
+    refused_next: Refusals,
     /// Refusals per sender in the last finished commit.
-    refused_last: Vec<u32>,
+    refused_last: Refusals,
     /// Receivers that are refused outright (e.g. faulted agents).
     closed: Vec<bool>,
     stats: BusStats,
 }
 
 impl Bus {
-    /// A bus for `agent_count` agents.
+    /// A bus for agents `0..agent_count`.
     pub fn new(agent_count: u32, config: BusConfig) -> Self {
         let n = agent_count as usize;
         Self {
             config,
-            current: vec![Inbox::default(); n],
-            next: vec![Inbox::default(); n],
-            topics: Default::default(),
-            topic_count: vec![0; n],
+            current: Side::new(n),
+            next: Side::new(n),
+            topics: BTreeMap::new(),
+            joined: vec![Vec::new(); n],
             pending: Vec::new(),
-            refused_next: vec![0; n],
-            refused_last: vec![0; n],
+            refused_next: Refusals::new(n),
+            refused_last: Refusals::new(n),
             closed: vec![false; n],
             stats: BusStats::default(),
         }
@@ -105,13 +179,15 @@ impl Bus {
 
     /// Number of agents.
     pub fn agent_count(&self) -> u32 {
-        self.current.len() as u32
+        self.current.inboxes.len() as u32
     }
 
-    /// The delivered inbox of `agent` as message records (empty if unknown).
+    /// The delivered inbox of `agent` as we-abi message records (empty if
+    /// unknown).
     #[inline]
     pub fn inbox(&self, agent: u32) -> &[u8] {
         self.current
+            .inboxes
             .get(agent as usize)
             .map_or(&[][..], |i| i.bytes.as_slice())
     }
@@ -119,18 +195,26 @@ impl Bus {
     /// Number of messages in the delivered inbox of `agent`.
     #[inline]
     pub fn inbox_len(&self, agent: u32) -> u32 {
-        self.current.get(agent as usize).map_or(0, |i| i.count)
+        self.current
+            .inboxes
+            .get(agent as usize)
+            .map_or(0, |i| i.count)
     }
 
     /// Messages already committed for `agent` in the commit being built.
     pub fn next_len(&self, agent: u32) -> u32 {
-        self.next.get(agent as usize).map_or(0, |i| i.count)
+        self.next.inboxes.get(agent as usize).map_or(0, |i| i.count)
     }
 
-    /// How many of `sender`'s messages were refused in the last finished commit.
+    /// How many of `sender`'s effects were refused in the last finished commit
+    /// (messages and joins): the value for its next `StepContext::refused`.
     #[inline]
     pub fn refused_last_commit(&self, sender: u32) -> u32 {
-        self.refused_last.get(sender as usize).copied().unwrap_or(0)
+        self.refused_last
+            .counts
+            .get(sender as usize)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Totals.
@@ -153,60 +237,63 @@ impl Bus {
         }
     }
 
-    fn refuse(&mut self, sender: u32, why: Refusal) -> Refusal {
-        if let Some(r) = self.refused_next.get_mut(sender as usize) {
-            *r = r.saturating_add(1);
-        }
-        self.stats.refused += 1;
-        why
-    }
-
     /// Appends one record to `receiver`'s next inbox, or refuses it.
     #[inline]
     fn put(&mut self, header: MessageHeader, receiver: u32, payload: &[u8]) -> Result<(), Refusal> {
-        let sender = header.sender;
-        if payload.len() > self.config.max_message_bytes as usize {
-            return Err(self.refuse(
-                sender,
-                Refusal::TooLarge {
-                    len: payload.len(),
-                    max: self.config.max_message_bytes,
-                },
-            ));
-        }
-        let cap = self.config.mailbox_capacity;
-        let closed = self.closed.get(receiver as usize).copied().unwrap_or(false);
-        let Some(inbox) = self.next.get_mut(receiver as usize) else {
-            return Err(self.refuse(sender, Refusal::UnknownReceiver { receiver }));
+        let max = self.config.max_message_bytes;
+        let why = if payload.len() > max as usize {
+            Refusal::TooLarge {
+                len: payload.len(),
+                max,
+            }
+        } else {
+            match self.next.inboxes.get_mut(receiver as usize) {
+                None => Refusal::UnknownReceiver { receiver },
+                Some(_) if self.closed.get(receiver as usize) == Some(&true) => {
+                    Refusal::ReceiverClosed { receiver }
+                }
+                Some(inbox) if inbox.count >= self.config.mailbox_capacity => {
+                    Refusal::MailboxFull { receiver }
+                }
+                Some(inbox) => {
+                    if inbox.count == 0 && inbox.bytes.is_empty() {
+                        self.next.touched.push(receiver);
+                    }
+                    write_record(&mut inbox.bytes, header.encode(), payload);
+                    inbox.count += 1;
+                    self.stats.delivered += 1;
+                    return Ok(());
+                }
+            }
         };
-        if closed {
-            return Err(self.refuse(sender, Refusal::ReceiverClosed { receiver }));
-        }
-        if inbox.count >= cap {
-            return Err(self.refuse(sender, Refusal::MailboxFull { receiver }));
-        }
-        write_record(&mut inbox.bytes, header.encode(), payload);
-        inbox.count += 1;
-        self.stats.delivered += 1;
-        Ok(())
+        self.refused_next.add(header.sender);
+        self.stats.refused += 1;
+        Err(why)
     }
 
     /// Commits a direct message for delivery at the next tick.
     #[inline]
-    pub fn commit_send(&mut self, sender: u32, receiver: u32, payload: &[u8]) -> Result<(), Refusal> {
+    pub fn commit_send(
+        &mut self,
+        sender: u32,
+        receiver: u32,
+        payload: &[u8],
+    ) -> Result<(), Refusal> {
         let header = MessageHeader {
             sender,
             kind: msg_kind::DIRECT,
             flags: 0,
-            channel: 0,
+            // Truncation is harmless: a payload over u32::MAX is refused as too large.
             len: payload.len() as u32,
+            channel: 0,
         };
         self.put(header, receiver, payload)
     }
 
     /// Commits a publish: one message per current subscriber of `topic`, in
     /// ascending id order, the publisher excluded. `on_delivered` is called for
-    /// each receiver that got it, in that order.
+    /// each receiver that got it, in that order. Each refused copy counts as
+    /// one refusal of the sender.
     pub fn commit_publish(
         &mut self,
         sender: u32,
@@ -227,6 +314,7 @@ impl Bus {
             channel: topic,
             len: payload.len() as u32,
         };
+        // Bounded by the subscriber list (at most the agent count).
         for &receiver in &subs {
             if receiver == sender {
                 continue;
@@ -246,7 +334,8 @@ impl Bus {
     }
 
     /// Commits a message from the runtime or the inference service
-    /// (`sender` is `we_abi::SENDER_RUNTIME` or `SENDER_INFERENCE`).
+    /// (`sender` is `we_abi::SENDER_RUNTIME` or `SENDER_INFERENCE`), of we-abi
+    /// message `kind`, with `channel` (the request tag for inference).
     pub fn commit_notice(
         &mut self,
         receiver: u32,
@@ -265,71 +354,89 @@ impl Bus {
         self.put(header, receiver, payload)
     }
 
-    /// Subscribes `agent` to `topic` from the next commit on.
+    /// Subscribes `agent` to `topic`. Applied at [`Bus::flip`]: publishes
+    /// committed before that flip (the rest of this commit) do not reach it.
+    ///
+    /// Joining a topic already joined (or joined earlier in this commit) is a
+    /// no-op. Refused, and counted as one refusal of `agent` for
+    /// [`Bus::refused_last_commit`], when the agent would be in more than
+    /// `max_topics_per_agent` topics.
     pub fn join(&mut self, agent: u32, topic: u32) -> Result<()> {
-        let count = self
-            .topic_count
+        let max = self.config.max_topics_per_agent;
+        let joined = self
+            .joined
             .get_mut(agent as usize)
             .ok_or(Error::UnknownAgent { agent })?;
-        if *count >= self.config.max_topics_per_agent {
-            return Err(Error::TooManyTopics {
-                agent,
-                max: self.config.max_topics_per_agent,
-            });
+        let Err(at) = joined.binary_search(&topic) else {
+            return Ok(());
+        };
+        if joined.len() >= max as usize {
+            self.refused_next.add(agent);
+            return Err(Error::TooManyTopics { agent, max });
         }
-        *count += 1;
+        joined.insert(at, topic);
         self.pending.push(SubChange::Join { agent, topic });
         Ok(())
     }
 
-    /// Unsubscribes `agent` from `topic` from the next commit on.
+    /// Unsubscribes `agent` from `topic`, applied at [`Bus::flip`] like
+    /// [`Bus::join`]: the agent still gets publishes of this commit. Leaving a
+    /// topic not joined, or naming an unknown agent, does nothing.
     pub fn leave(&mut self, agent: u32, topic: u32) {
-        self.pending.push(SubChange::Leave { agent, topic });
+        let Some(joined) = self.joined.get_mut(agent as usize) else {
+            return;
+        };
+        if let Ok(at) = joined.binary_search(&topic) {
+            joined.remove(at);
+            self.pending.push(SubChange::Leave { agent, topic });
+        }
     }
 
     /// Keeps `agent`'s delivered inbox for the next tick (its turn was
-    /// deferred by the scheduler): the old messages go first, in their order.
-    /// Call before any commit of the tick.
+    /// deferred by the scheduler): the old messages go first, in their order,
+    /// and count against the next tick's capacity. Call before any commit of
+    /// the tick.
     pub fn carry_over(&mut self, agent: u32) {
         let i = agent as usize;
-        let (Some(cur), Some(next)) = (self.current.get(i), self.next.get_mut(i)) else {
+        let (Some(cur), Some(next)) = (self.current.inboxes.get(i), self.next.inboxes.get_mut(i))
+        else {
             return;
         };
+        if cur.bytes.is_empty() {
+            return;
+        }
+        if next.count == 0 && next.bytes.is_empty() {
+            self.next.touched.push(agent);
+        }
         next.bytes.extend_from_slice(&cur.bytes);
-        next.count += cur.count;
+        next.count = next.count.saturating_add(cur.count);
     }
 
-    /// Ends a commit: the next inboxes become the delivered ones, pending
-    /// subscription changes apply, refusal counts move to "last commit".
+    /// Ends a commit: the next inboxes become the delivered ones (the old
+    /// delivered ones are cleared, keeping their capacity), pending
+    /// subscription changes apply in call order, and refusal counts move to
+    /// "last commit".
     pub fn flip(&mut self) {
         std::mem::swap(&mut self.current, &mut self.next);
-        for inbox in &mut self.next {
-            inbox.bytes.clear();
-            inbox.count = 0;
-        }
+        self.next.clear();
         std::mem::swap(&mut self.refused_last, &mut self.refused_next);
-        self.refused_next.iter_mut().for_each(|r| *r = 0);
-        for change in std::mem::take(&mut self.pending) {
+        self.refused_next.clear();
+        // Bounded by the joins and leaves of one commit.
+        for change in self.pending.drain(..) {
             match change {
                 SubChange::Join { agent, topic } => {
                     let subs = self.topics.entry(topic).or_default();
-                    match subs.binary_search(&agent) {
-                        Ok(_) => {
-                            // Already subscribed: the reserved count goes back.
-                            if let Some(c) = self.topic_count.get_mut(agent as usize) {
-                                *c = c.saturating_sub(1);
-                            }
-                        }
-                        Err(at) => subs.insert(at, agent),
+                    if let Err(at) = subs.binary_search(&agent) {
+                        subs.insert(at, agent);
                     }
                 }
                 SubChange::Leave { agent, topic } => {
-                    if let Some(subs) = self.topics.get_mut(&topic) {
-                        if let Ok(at) = subs.binary_search(&agent) {
-                            subs.remove(at);
-                            if let Some(c) = self.topic_count.get_mut(agent as usize) {
-                                *c = c.saturating_sub(1);
-                            }
+                    if let Some(subs) = self.topics.get_mut(&topic)
+                        && let Ok(at) = subs.binary_search(&agent)
+                    {
+                        subs.remove(at);
+                        if subs.is_empty() {
+                            self.topics.remove(&topic);
                         }
                     }
                 }

@@ -74,6 +74,8 @@ pub struct RunSummary {
     pub wall_s: f64,
     /// Log lines written by agents.
     pub log_lines: u64,
+    /// The inference provider and why it was chosen (empty without inference).
+    pub inference_provider: String,
 }
 
 /// Advances a workload digest: `blake3(prev || bytes)`, where `bytes` is the
@@ -117,6 +119,8 @@ pub struct Runtime {
     inference: Option<Box<dyn InferenceBackend>>,
     observer: Option<Box<dyn StateObserver>>,
     argmax_models: Vec<String>,
+    /// Module index of each agent group.
+    group_modules: Vec<usize>,
     header_notes: Vec<String>,
     next_tick: u64,
     started: bool,
@@ -137,6 +141,7 @@ impl Runtime {
         let mut specs = Vec::with_capacity(scenario.agent_count() as usize);
         let mut agents = Vec::with_capacity(specs.capacity());
         let mut index = 0u32;
+        let mut group_modules = Vec::with_capacity(scenario.agents.len());
         for (g, group) in scenario.agents.iter().enumerate() {
             let path = scenario
                 .module_path(g)
@@ -150,6 +155,7 @@ impl Runtime {
             let module = host
                 .load(&path.display().to_string(), &bytes)
                 .map_err(|e| module_err(e.to_string()))?;
+            group_modules.push(module);
             let config: Arc<[u8]> = scenario.config_bytes(g).into();
             for k in 0..group.count {
                 let id = AgentId::new(index);
@@ -195,6 +201,11 @@ impl Runtime {
                 n => Some(n),
             },
         });
+        let mut sched = sched;
+        // The round-robin rotates over every agent from tick 0 on.
+        sched
+            .reserve_agents(agent_count)
+            .map_err(|e| Error::Sched(e.to_string()))?;
         let shared = Arc::new(Shared {
             tick: Tick(0),
             agent_count,
@@ -232,6 +243,7 @@ impl Runtime {
             inference: None,
             observer: None,
             argmax_models,
+            group_modules,
             header_notes: Vec::new(),
             next_tick: 0,
             started: false,
@@ -317,13 +329,33 @@ impl Runtime {
             format!("init_effects_digest={}", hex(&init_effects)),
         ];
         if let Some(backend) = &self.inference {
-            notes.push(format!("inference={}", backend.describe()));
+            // Only the provider's kind goes into the header (which the chain
+            // hashes); the full reason names machine-specific paths and is in
+            // the run summary instead.
+            let described = backend.describe();
+            // "...; cuda (...)" when CUDA serves, else CPU (possibly after a fallback).
+            let kind = if described.split("; ").any(|part| part.starts_with("cuda")) {
+                "cuda"
+            } else {
+                "cpu"
+            };
+            notes.push(format!("inference_provider={kind}"));
+            self.summary.inference_provider = described;
         }
         notes.append(&mut self.header_notes);
         if let Some(sink) = self.trace.as_mut() {
-            let modules = (0..self.scenario.agents.len())
-                .filter_map(|g| self.host.module_info(g))
-                .map(|m| (m.name.clone(), m.hash))
+            // Modules are named as the scenario writes them, so the header (and
+            // the chain) does not depend on where the run was started from.
+            let modules = self
+                .scenario
+                .agents
+                .iter()
+                .zip(&self.group_modules)
+                .filter_map(|(g, &m)| {
+                    self.host
+                        .module_info(m)
+                        .map(|info| (g.module.display().to_string(), info.hash))
+                })
                 .collect();
             let header = TraceHeader {
                 runtime_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -493,6 +525,10 @@ impl Runtime {
                     .or_default() += 1;
                 self.summary.faults.push((meta.id, t, kind.clone()));
                 self.last_record.faults.push((meta.id, kind));
+                // Later messages to it are refused and counted, not lost.
+                if let Some(shared) = Arc::get_mut(&mut self.shared) {
+                    shared.bus.close(index);
+                }
             }
         }
     }
@@ -706,7 +742,7 @@ impl Runtime {
     }
 
     /// The agent's effects of the last tick, one per line, for divergence reports.
-    fn describe_effects(&self, agent: u32) -> String {
+    pub fn describe_effects(&self, agent: u32) -> String {
         let Some(result) = self.pool.result(agent) else {
             return String::new();
         };

@@ -134,7 +134,11 @@ fn trap_in_receive_is_contained() {
 
 #[test]
 fn oversized_message_faults_the_sender() {
-    let (tick, kind) = contained("hostile-bigmsg", "", "[limits]\nmessage_bytes_max = 65536\n");
+    let (tick, kind) = contained(
+        "hostile-bigmsg",
+        "",
+        "[limits]\nmessage_bytes_max = 65536\nmemory_pages = 512\neffect_bytes_max = 33554432\n",
+    );
     assert_eq!(tick, 0);
     assert_eq!(kind, FaultKind::MessageTooLarge { len: 16 << 20 });
 }

@@ -1,0 +1,593 @@
+//! [`OrtBackend`]: the runtime's `InferenceBackend` on ONNX Runtime.
+//!
+//! One tick's requests are grouped by model in commit order (groups ordered by
+//! their first request). A batchable model's requests are concatenated along
+//! dim 0 into one `Session::run` and the outputs are split back by rows; a model
+//! that is not batchable runs once per request. Results come back in request
+//! order, one per request.
+//!
+//! A bad request (unknown model, wrong input name, dtype or shape, malformed
+//! tensor bytes) gets `Err(reason)` and is left out of the batch; the others run.
+//! If a batched run fails as a whole, its requests are run one by one, so only the
+//! request that makes ONNX Runtime fail gets the error. Everything here depends on
+//! the requests' bytes alone, never on timing, so the grouping and the results are
+//! reproducible.
+//!
+//! Hot path: input buffers live with the resident model and are reused from tick
+//! to tick, group and scratch vectors live in the backend; per request the
+//! backend parses the tensor headers twice (validate, then copy) and allocates
+//! exactly one vector, the result payload, sized up front.
+
+use std::panic::AssertUnwindSafe;
+
+use ort::session::SessionInputValue;
+use ort::value::TensorRef;
+use we_abi::tensor::{self as abi, TensorView, Tensors};
+use we_core::{InferenceBackend, InferenceRequest, InferenceResult, Tick};
+
+use crate::error::Result;
+use crate::manager::{Buffer, ManagerConfig, ModelManager, Resident};
+use crate::registry::{DType, ModelEntry, ModelRegistry, fmt_shape};
+use crate::runtime;
+
+/// Serves inference requests with ONNX Runtime through a [`ModelManager`].
+#[derive(Debug)]
+pub struct OrtBackend {
+    manager: ModelManager,
+    scratch: Scratch,
+}
+
+/// Vectors reused across ticks.
+#[derive(Debug, Default)]
+struct Scratch {
+    /// Request indices per model group; the first `group_count` are live.
+    groups: Vec<Vec<usize>>,
+    group_count: usize,
+    /// Valid requests of the group being run: (request index, rows).
+    valid: Vec<(usize, u64)>,
+    /// Trailing dims (all dims but the batch dim) of each valid request, `key_len`
+    /// per request, inputs in model order: requests with equal keys share a batch.
+    keys: Vec<u64>,
+    /// Positions in `valid` still to run, and the batch being formed.
+    pending: Vec<usize>,
+    rest: Vec<usize>,
+    batch: Vec<(usize, u64)>,
+    /// Which inputs a request has given so far.
+    seen: Vec<bool>,
+    /// Per output of the batch just run: little-endian element bytes and dims.
+    outputs: Vec<OutputScratch>,
+}
+
+#[derive(Debug, Default)]
+struct OutputScratch {
+    bytes: Vec<u8>,
+    dims: Vec<u64>,
+    /// Bytes per batch row (batchable models) or of the whole tensor.
+    row_bytes: usize,
+}
+
+impl OrtBackend {
+    /// A backend over `manager`.
+    pub fn new(manager: ModelManager) -> Self {
+        Self {
+            manager,
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// Reads the registry at `registry` and creates a manager with `config`.
+    pub fn from_registry_file(
+        registry: impl AsRef<std::path::Path>,
+        config: ManagerConfig,
+    ) -> Result<Self> {
+        let registry = ModelRegistry::load(registry)?;
+        Ok(Self::new(ModelManager::new(registry, config)?))
+    }
+
+    /// The model manager (for preloading, inspecting the cache).
+    pub fn manager(&self) -> &ModelManager {
+        &self.manager
+    }
+
+    /// The model manager, mutably.
+    pub fn manager_mut(&mut self) -> &mut ModelManager {
+        &mut self.manager
+    }
+
+    /// Runs one tick's requests; see the module docs.
+    pub fn run_requests(&mut self, requests: &[InferenceRequest]) -> Vec<InferenceResult> {
+        let mut results: Vec<InferenceResult> = requests
+            .iter()
+            .map(|r| InferenceResult {
+                agent: r.agent,
+                tag: r.tag,
+                outcome: Err(String::new()),
+            })
+            .collect();
+        self.scratch.group(requests);
+        for g in 0..self.scratch.group_count {
+            let Some(members) = self.scratch.groups.get_mut(g).map(std::mem::take) else {
+                continue;
+            };
+            self.run_group(requests, &members, &mut results);
+            if let Some(slot) = self.scratch.groups.get_mut(g) {
+                *slot = members;
+            }
+        }
+        results
+    }
+
+    /// Runs the requests of one model.
+    fn run_group(
+        &mut self,
+        requests: &[InferenceRequest],
+        members: &[usize],
+        results: &mut [InferenceResult],
+    ) {
+        let Some(model) = members.first().and_then(|&i| requests.get(i)) else {
+            return;
+        };
+        let resident = match self.manager.acquire(&model.model) {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = e.to_string();
+                for &i in members {
+                    set(results, i, Err(reason.clone()));
+                }
+                return;
+            }
+        };
+        let s = &mut self.scratch;
+        let key_len: usize = resident
+            .entry
+            .inputs
+            .iter()
+            .map(|spec| spec.shape.len().saturating_sub(1))
+            .sum();
+        s.valid.clear();
+        s.keys.clear();
+        for &i in members {
+            let Some(req) = requests.get(i) else { continue };
+            match validate(&resident.entry, req, &mut s.seen, &mut s.keys) {
+                Ok(rows) => s.valid.push((i, rows)),
+                Err(problem) => {
+                    s.keys.truncate(s.valid.len() * key_len);
+                    set(
+                        results,
+                        i,
+                        Err(format!("model `{}`: {problem}", resident.entry.id())),
+                    );
+                }
+            }
+        }
+
+        if !resident.entry.batchable {
+            for v in 0..s.valid.len() {
+                s.batch.clear();
+                s.batch.extend(s.valid.get(v).copied());
+                execute(resident, requests, &s.batch, false, &mut s.outputs, results);
+            }
+            return;
+        }
+        // Batches of requests with equal trailing dims, in commit order; with
+        // static trailing dims (the usual case) that is the whole group at once.
+        s.pending.clear();
+        s.pending.extend(0..s.valid.len());
+        while let Some(&first) = s.pending.first() {
+            s.batch.clear();
+            s.rest.clear();
+            let key = |p: usize| s.keys.get(p * key_len..(p + 1) * key_len);
+            let first_key = key(first);
+            for &p in &s.pending {
+                if key(p) == first_key {
+                    s.batch.extend(s.valid.get(p).copied());
+                } else {
+                    s.rest.push(p);
+                }
+            }
+            std::mem::swap(&mut s.pending, &mut s.rest);
+            execute(resident, requests, &s.batch, true, &mut s.outputs, results);
+        }
+    }
+}
+
+impl InferenceBackend for OrtBackend {
+    fn run(&mut self, _tick: Tick, requests: &[InferenceRequest]) -> Vec<InferenceResult> {
+        self.run_requests(requests)
+    }
+
+    fn describe(&self) -> String {
+        self.manager.describe()
+    }
+}
+
+impl Scratch {
+    /// Groups request indices by model name, groups in order of first appearance.
+    fn group(&mut self, requests: &[InferenceRequest]) {
+        self.group_count = 0;
+        for (i, r) in requests.iter().enumerate() {
+            let live = &mut self.groups[..self.group_count];
+            let found = live.iter_mut().find(|g| {
+                g.first()
+                    .and_then(|&h| requests.get(h))
+                    .is_some_and(|head| head.model == r.model)
+            });
+            match found {
+                Some(g) => g.push(i),
+                None => {
+                    if self.group_count == self.groups.len() {
+                        self.groups.push(Vec::new());
+                    }
+                    if let Some(g) = self.groups.get_mut(self.group_count) {
+                        g.clear();
+                        g.push(i);
+                    }
+                    self.group_count += 1;
+                }
+            }
+        }
+    }
+}
+
+fn set(results: &mut [InferenceResult], i: usize, outcome: Result<Vec<u8>, String>) {
+    if let Some(r) = results.get_mut(i) {
+        r.outcome = outcome;
+    }
+}
+
+/// Checks one request against the model's inputs. Returns its rows (dim 0 of its
+/// inputs for a batchable model, else 1) and appends its trailing dims to `keys`.
+fn validate(
+    entry: &ModelEntry,
+    req: &InferenceRequest,
+    seen: &mut Vec<bool>,
+    keys: &mut Vec<u64>,
+) -> Result<u64, String> {
+    let n = entry.inputs.len();
+    if usize::from(req.tensor_count) != n {
+        return Err(format!(
+            "takes {n} input tensor(s) ({}), the request has {}",
+            input_names(entry),
+            req.tensor_count
+        ));
+    }
+    seen.clear();
+    seen.resize(n, false);
+    let key_start = keys.len();
+    let key_len: usize = entry
+        .inputs
+        .iter()
+        .map(|s| s.shape.len().saturating_sub(1))
+        .sum();
+    keys.resize(key_start + key_len, 0);
+    let mut rows: Option<u64> = None;
+    let mut count = 0usize;
+    for tensor in Tensors::new(&req.inputs) {
+        let view = tensor.map_err(|e| format!("malformed tensor bytes: {e:?}"))?;
+        count += 1;
+        let idx = input_index(entry, &view)?;
+        let spec = entry.inputs.get(idx).ok_or("input index out of range")?;
+        if seen.get(idx).copied().unwrap_or(true) {
+            return Err(format!("input `{}` is given twice", spec.name));
+        }
+        if let Some(s) = seen.get_mut(idx) {
+            *s = true;
+        }
+        let dtype = DType::from_abi_code(view.dtype);
+        if dtype != Some(spec.dtype) {
+            return Err(format!(
+                "input `{}` has dtype {}, the model takes {}",
+                spec.name,
+                dtype.map_or("unknown", DType::name),
+                spec.dtype
+            ));
+        }
+        let dims = (0..view.rank()).map(|d| view.dim(d));
+        if !spec.accepts(dims.clone()) || dims.clone().any(|d| d > i64::MAX as u64) {
+            return Err(format!(
+                "input `{}` has shape {}, the model takes {}",
+                spec.name,
+                fmt_shape(dims),
+                fmt_shape(&spec.shape)
+            ));
+        }
+        if entry.batchable {
+            let r = view.dim(0);
+            if r == 0 {
+                return Err(format!(
+                    "input `{}` has an empty batch (dim 0 is 0)",
+                    spec.name
+                ));
+            }
+            match rows {
+                None => rows = Some(r),
+                Some(prev) if prev != r => {
+                    return Err(format!(
+                        "inputs disagree on the batch size (dim 0): {prev} and {r} (input `{}`)",
+                        spec.name
+                    ));
+                }
+                Some(_) => {}
+            }
+            let offset: usize = entry.inputs[..idx]
+                .iter()
+                .map(|s| s.shape.len().saturating_sub(1))
+                .sum();
+            for d in 1..view.rank() {
+                if let Some(k) = keys.get_mut(key_start + offset + d - 1) {
+                    *k = view.dim(d);
+                }
+            }
+        }
+    }
+    if count != n {
+        return Err(format!(
+            "declares {} tensor(s) but carries {count}",
+            req.tensor_count
+        ));
+    }
+    Ok(rows.unwrap_or(1))
+}
+
+/// The model input a tensor view names.
+fn input_index(entry: &ModelEntry, view: &TensorView<'_>) -> Result<usize, String> {
+    entry
+        .inputs
+        .iter()
+        .position(|s| s.name.as_bytes() == view.name)
+        .ok_or_else(|| {
+            format!(
+                "has no input `{}` (inputs: {})",
+                String::from_utf8_lossy(view.name),
+                input_names(entry)
+            )
+        })
+}
+
+fn input_names(entry: &ModelEntry) -> String {
+    entry
+        .inputs
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs one batch (already validated requests) and sets their results. When a
+/// batch of several fails as a whole, each request is retried alone.
+fn execute(
+    resident: &mut Resident,
+    requests: &[InferenceRequest],
+    batch: &[(usize, u64)],
+    batched: bool,
+    outputs: &mut Vec<OutputScratch>,
+    results: &mut [InferenceResult],
+) {
+    if batch.is_empty() {
+        return;
+    }
+    let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        fill_inputs(resident, requests, batch, batched);
+        run_session(resident, batch, batched, outputs)
+    }));
+    let failure = match ran {
+        Ok(Ok(())) => None,
+        Ok(Err(reason)) => Some(reason),
+        Err(panic) => Some(format!(
+            "ort panicked: {}",
+            runtime::panic_message(panic.as_ref())
+        )),
+    };
+    if let Some(reason) = failure {
+        if batch.len() > 1 {
+            for one in batch.chunks(1) {
+                execute(resident, requests, one, batched, outputs, results);
+            }
+        } else {
+            for &(i, _) in batch {
+                set(
+                    results,
+                    i,
+                    Err(format!(
+                        "model `{}`: inference failed: {reason}",
+                        resident.entry.id()
+                    )),
+                );
+            }
+        }
+        return;
+    }
+    split_outputs(resident, batch, batched, outputs, results);
+}
+
+/// Concatenates the batch's inputs into the model's reusable buffers.
+fn fill_inputs(
+    resident: &mut Resident,
+    requests: &[InferenceRequest],
+    batch: &[(usize, u64)],
+    batched: bool,
+) {
+    let total_rows: u64 = batch.iter().map(|&(_, rows)| rows).sum();
+    for buf in &mut resident.inputs {
+        buf.dims.clear();
+        match &mut buf.data {
+            Buffer::F32(v) => v.clear(),
+            Buffer::I64(v) => v.clear(),
+        }
+    }
+    for (n, &(i, _)) in batch.iter().enumerate() {
+        let Some(req) = requests.get(i) else { continue };
+        // Validated already: every tensor parses and names a distinct input.
+        for view in Tensors::new(&req.inputs).flatten() {
+            let Ok(idx) = input_index(&resident.entry, &view) else {
+                continue;
+            };
+            let Some(buf) = resident.inputs.get_mut(idx) else {
+                continue;
+            };
+            if n == 0 {
+                buf.dims
+                    .extend((0..view.rank()).map(|d| view.dim(d) as i64));
+                if batched && let Some(d0) = buf.dims.first_mut() {
+                    *d0 = total_rows as i64;
+                }
+            }
+            match &mut buf.data {
+                Buffer::F32(v) => v.extend(
+                    view.data
+                        .chunks_exact(4)
+                        .map(|c| <[u8; 4]>::try_from(c).map_or(0.0, f32::from_le_bytes)),
+                ),
+                Buffer::I64(v) => v.extend(
+                    view.data
+                        .chunks_exact(8)
+                        .map(|c| <[u8; 8]>::try_from(c).map_or(0, i64::from_le_bytes)),
+                ),
+            }
+        }
+    }
+}
+
+/// Runs the session on the filled buffers and copies the outputs into `outputs`
+/// as little-endian bytes, checking them against the registry.
+fn run_session(
+    resident: &mut Resident,
+    batch: &[(usize, u64)],
+    batched: bool,
+    outputs: &mut Vec<OutputScratch>,
+) -> Result<(), String> {
+    let total_rows: u64 = batch.iter().map(|&(_, rows)| rows).sum();
+    let Resident {
+        session,
+        inputs,
+        entry,
+        ..
+    } = resident;
+    let values = inputs
+        .iter()
+        .map(|buf| -> ort::Result<SessionInputValue<'_>> {
+            Ok(match &buf.data {
+                Buffer::F32(v) => {
+                    TensorRef::from_array_view((buf.dims.as_slice(), v.as_slice()))?.into()
+                }
+                Buffer::I64(v) => {
+                    TensorRef::from_array_view((buf.dims.as_slice(), v.as_slice()))?.into()
+                }
+            })
+        })
+        .collect::<ort::Result<Vec<_>>>()
+        .map_err(|e| e.to_string())?;
+    let out = session.run(values.as_slice()).map_err(|e| e.to_string())?;
+    outputs.resize_with(entry.outputs.len(), OutputScratch::default);
+    for (spec, scratch) in entry.outputs.iter().zip(outputs.iter_mut()) {
+        let value = out
+            .get(&spec.name)
+            .ok_or_else(|| format!("the model gave no output `{}`", spec.name))?;
+        scratch.bytes.clear();
+        scratch.dims.clear();
+        let shape = match spec.dtype {
+            DType::F32 => {
+                let (shape, data) = value
+                    .try_extract_tensor::<f32>()
+                    .map_err(|e| e.to_string())?;
+                scratch.bytes.reserve(data.len() * 4);
+                for x in data {
+                    scratch.bytes.extend_from_slice(&x.to_le_bytes());
+                }
+                shape
+            }
+            DType::I64 => {
+                let (shape, data) = value
+                    .try_extract_tensor::<i64>()
+                    .map_err(|e| e.to_string())?;
+                scratch.bytes.reserve(data.len() * 8);
+                for x in data {
+                    scratch.bytes.extend_from_slice(&x.to_le_bytes());
+                }
+                shape
+            }
+        };
+        scratch
+            .dims
+            .extend(shape.iter().map(|&d| u64::try_from(d).unwrap_or(0)));
+        let fits = spec.accepts(scratch.dims.iter().copied())
+            && (!batched || scratch.dims.first() == Some(&total_rows));
+        if !fits {
+            return Err(format!(
+                "output `{}` has shape {}, expected {}{}",
+                spec.name,
+                fmt_shape(shape.iter()),
+                fmt_shape(&spec.shape),
+                if batched {
+                    format!(" with dim 0 = {total_rows} (the batch)")
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        scratch.row_bytes = if batched && total_rows > 0 {
+            scratch.bytes.len() / total_rows as usize
+        } else {
+            scratch.bytes.len()
+        };
+    }
+    Ok(())
+}
+
+/// Writes each request's result payload from the batch outputs.
+fn split_outputs(
+    resident: &Resident,
+    batch: &[(usize, u64)],
+    batched: bool,
+    outputs: &mut [OutputScratch],
+    results: &mut [InferenceResult],
+) {
+    let specs = &resident.entry.outputs;
+    let Ok(count) = u16::try_from(specs.len()) else {
+        let reason = format!(
+            "model `{}` has {} outputs, more than a result can carry (65535)",
+            resident.entry.id(),
+            specs.len()
+        );
+        for &(i, _) in batch {
+            set(results, i, Err(reason.clone()));
+        }
+        return;
+    };
+    let mut row = 0usize;
+    for &(i, rows) in batch {
+        let rows_usize = rows as usize;
+        let mut size = 4;
+        for (spec, o) in specs.iter().zip(outputs.iter()) {
+            let data = if batched {
+                o.row_bytes * rows_usize
+            } else {
+                o.bytes.len()
+            };
+            size += 8 + 8 * o.dims.len() + spec.name.len() + data;
+        }
+        let mut payload = Vec::with_capacity(size);
+        abi::write_result_header(&mut payload, count);
+        for (spec, o) in specs.iter().zip(outputs.iter_mut()) {
+            let data = if batched {
+                if let Some(d0) = o.dims.first_mut() {
+                    *d0 = rows;
+                }
+                o.bytes
+                    .get(row * o.row_bytes..(row + rows_usize) * o.row_bytes)
+                    .unwrap_or(&[])
+            } else {
+                o.bytes.as_slice()
+            };
+            abi::write_tensor(
+                &mut payload,
+                &spec.name,
+                spec.dtype.abi_code(),
+                &o.dims,
+                data,
+            );
+        }
+        row += rows_usize;
+        set(results, i, Ok(payload));
+    }
+}
