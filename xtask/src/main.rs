@@ -37,7 +37,9 @@ fn real_main() -> Result<()> {
             Ok(())
         }
         Some("run") => {
-            let demo = args.get(1).context("usage: cargo xtask run <demo> [we run args]")?;
+            let demo = args
+                .get(1)
+                .context("usage: cargo xtask run <demo> [we run args]")?;
             run_demo(&root, demo, &args[2..])
         }
         Some("replay-verify") => replay_verify(&root),
@@ -107,7 +109,11 @@ fn build_agents(root: &Path) -> Result<()> {
     for entry in std::fs::read_dir(&built).with_context(|| built.display().to_string())? {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "wasm") {
-            let name = path.file_name().context("file name")?.to_string_lossy().replace('_', "-");
+            let name = path
+                .file_name()
+                .context("file name")?
+                .to_string_lossy()
+                .replace('_', "-");
             std::fs::copy(&path, out.join(&name))?;
             count += 1;
         }
@@ -204,7 +210,11 @@ fn replay_verify(root: &Path) -> Result<()> {
             };
             let tmp = trace.with_extension("trace.new");
             let ts = tmp.display().to_string();
-            let out = we_output(root, &lib, &["run", &s, "--trace", &ts, "--quiet", "--workers", "1"])?;
+            let out = we_output(
+                root,
+                &lib,
+                &["run", &s, "--trace", &ts, "--quiet", "--workers", "1"],
+            )?;
             std::fs::rename(&tmp, &trace)?;
             let new = chain_head_of(&out);
             if old == new {
@@ -214,7 +224,9 @@ fn replay_verify(root: &Path) -> Result<()> {
             }
         } else {
             if !trace.exists() {
-                bail!("golden trace {t} is missing: record it with UPDATE_GOLDEN=1 cargo xtask replay-verify");
+                bail!(
+                    "golden trace {t} is missing: record it with UPDATE_GOLDEN=1 cargo xtask replay-verify"
+                );
             }
             for workers in ["1", "2"] {
                 let out = we_output(root, &lib, &["replay", "verify", &t, "--workers", workers])?;
@@ -228,13 +240,19 @@ fn replay_verify(root: &Path) -> Result<()> {
 /// Everything CI checks.
 fn test(root: &Path) -> Result<()> {
     let mut fmt = cargo();
-    fmt.current_dir(root).args(["fmt", "--all", "--", "--check"]);
+    fmt.current_dir(root)
+        .args(["fmt", "--all", "--", "--check"]);
     run(fmt)?;
     let lib = prepare(root)?;
     let mut clippy = cargo();
-    clippy
-        .current_dir(root)
-        .args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    clippy.current_dir(root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
     run(clippy)?;
     let mut agents_fmt = cargo();
     agents_fmt

@@ -84,7 +84,11 @@ mod tests {
             .args(["metadata", "--format-version", "1", "--offline"])
             .output()
             .expect("cargo metadata runs");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
         let packages = meta["packages"].as_array().expect("packages");
         let name_of = |id: &str| -> String {
@@ -131,7 +135,10 @@ mod tests {
                 "architecture invariant broken: {krate} depends on {dep}"
             );
         }
-        assert!(deps_of("we-abi").is_empty(), "we-abi must have no dependencies");
+        assert!(
+            deps_of("we-abi").is_empty(),
+            "we-abi must have no dependencies"
+        );
         let workspace: Vec<String> = packages
             .iter()
             .filter(|p| p["source"].is_null())

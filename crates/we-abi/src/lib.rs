@@ -627,7 +627,13 @@ pub mod tensor {
     }
 
     /// Appends one tensor. `data` holds the elements as little-endian bytes.
-    pub fn write_tensor(sink: &mut impl Extend<u8>, name: &str, dtype: u8, dims: &[u64], data: &[u8]) {
+    pub fn write_tensor(
+        sink: &mut impl Extend<u8>,
+        name: &str,
+        dtype: u8,
+        dims: &[u64],
+        data: &[u8],
+    ) {
         sink.extend([dtype, dims.len() as u8]);
         sink.extend((name.len() as u16).to_le_bytes());
         sink.extend((data.len() as u32).to_le_bytes());

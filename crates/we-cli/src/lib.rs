@@ -6,7 +6,7 @@
 
 mod replay;
 
-pub use replay::{VerifyOutcome, check_determinism, verify_trace, InferenceMode};
+pub use replay::{InferenceMode, VerifyOutcome, check_determinism, verify_trace};
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};

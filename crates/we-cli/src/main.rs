@@ -11,7 +11,11 @@ use we_replay::{DumpFilter, FsyncPolicy, TraceReader};
 use we_runtime::{RunOptions, RunSummary, Scenario};
 
 #[derive(Parser)]
-#[command(name = "we", version, about = "wasm-engine: a deterministic multi-agent runtime")]
+#[command(
+    name = "we",
+    version,
+    about = "wasm-engine: a deterministic multi-agent runtime"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -174,7 +178,15 @@ fn real_main() -> Result<()> {
             models_dir,
             no_trace,
             json: _,
-        } => cmd_bench(&workload, agents, ticks, workers, &agents_dir, &models_dir, !no_trace),
+        } => cmd_bench(
+            &workload,
+            agents,
+            ticks,
+            workers,
+            &agents_dir,
+            &models_dir,
+            !no_trace,
+        ),
     }
 }
 
@@ -315,7 +327,11 @@ fn cmd_inspect(trace: &Path, summary: bool, ticks: Option<&str>, agents: Vec<u32
     }
     let filter = DumpFilter {
         ticks: ticks.map(parse_ticks).transpose()?,
-        agents: if agents.is_empty() { None } else { Some(agents) },
+        agents: if agents.is_empty() {
+            None
+        } else {
+            Some(agents)
+        },
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -363,7 +379,11 @@ fn print_summary(path: &Path, s: &RunSummary, p50: f64, p99: f64) {
             .collect();
         println!("faults       {} ({})", s.faults.len(), by_kind.join(", "));
         for (agent, tick, kind) in s.faults.iter().take(20) {
-            println!("  agent {} at tick {}: {kind}", agent.index, tick_text(*tick));
+            println!(
+                "  agent {} at tick {}: {kind}",
+                agent.index,
+                tick_text(*tick)
+            );
         }
         if s.faults.len() > 20 {
             println!("  ... {} more", s.faults.len() - 20);

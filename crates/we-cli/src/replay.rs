@@ -68,7 +68,11 @@ impl InferenceBackend for RecordedInference {
 
 /// Reads the scenario a trace recorded; modules resolve against `modules_dir`,
 /// else the `scenario_dir` noted in the header, else the trace's directory.
-fn recorded_scenario(reader: &TraceReader, trace: &Path, modules_dir: Option<&Path>) -> Result<Scenario> {
+fn recorded_scenario(
+    reader: &TraceReader,
+    trace: &Path,
+    modules_dir: Option<&Path>,
+) -> Result<Scenario> {
     let header = reader.header();
     let noted = header
         .notes
@@ -88,7 +92,10 @@ fn recorded_scenario(reader: &TraceReader, trace: &Path, modules_dir: Option<&Pa
     // The modules must be the ones recorded.
     for (g, (name, expected)) in header.modules.iter().enumerate() {
         let Some(path) = scenario.module_path(g) else {
-            bail!("trace {}: header lists module {name} that the scenario lacks", trace.display());
+            bail!(
+                "trace {}: header lists module {name} that the scenario lacks",
+                trace.display()
+            );
         };
         let bytes = std::fs::read(&path)
             .with_context(|| format!("module {} of the recorded scenario", path.display()))?;
@@ -108,23 +115,28 @@ fn recorded_scenario(reader: &TraceReader, trace: &Path, modules_dir: Option<&Pa
 /// Compares a replayed tick with its record; `Err` names what differs.
 fn compare(expected: &TickRecord, actual: &TickRecord) -> Result<(), (Option<u32>, String)> {
     if expected.tick != actual.tick {
-        return Err((None, format!("tick number: expected {}, got {}", expected.tick, actual.tick)));
+        return Err((
+            None,
+            format!(
+                "tick number: expected {}, got {}",
+                expected.tick, actual.tick
+            ),
+        ));
     }
-    if expected.agent_digests.len() == actual.agent_digests.len() {
-        if let Some(i) = expected
+    if expected.agent_digests.len() == actual.agent_digests.len()
+        && let Some(i) = expected
             .agent_digests
             .iter()
             .zip(&actual.agent_digests)
             .position(|(e, a)| e != a)
-        {
-            return Err((
-                Some(i as u32),
-                format!(
-                    "effects digest of the agent: expected {:016x}, got {:016x}",
-                    expected.agent_digests[i], actual.agent_digests[i]
-                ),
-            ));
-        }
+    {
+        return Err((
+            Some(i as u32),
+            format!(
+                "effects digest of the agent: expected {:016x}, got {:016x}",
+                expected.agent_digests[i], actual.agent_digests[i]
+            ),
+        ));
     }
     if expected.faults != actual.faults {
         let agent = expected
@@ -137,7 +149,10 @@ fn compare(expected: &TickRecord, actual: &TickRecord) -> Result<(), (Option<u32
             .or_else(|| expected.faults.first().map(|f| f.0.index));
         return Err((
             agent,
-            format!("faults: expected {:?}, got {:?}", expected.faults, actual.faults),
+            format!(
+                "faults: expected {:?}, got {:?}",
+                expected.faults, actual.faults
+            ),
         ));
     }
     if expected.inference != actual.inference {

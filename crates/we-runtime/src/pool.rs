@@ -16,7 +16,9 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use we_abi::{InitContext, StepContext};
-use we_core::{AgentCall, AgentHost, AgentId, AgentInstance, CallOutcome, Emitted, FaultKind, Tick};
+use we_core::{
+    AgentCall, AgentHost, AgentId, AgentInstance, CallOutcome, Emitted, FaultKind, Tick,
+};
 use we_ipc::Bus;
 
 /// What an agent is, for instantiation.
@@ -75,12 +77,12 @@ impl Partition {
     fn new(host: &dyn AgentHost, specs: Vec<AgentSpec>, seed: u64) -> Result<Self> {
         let mut instances = Vec::with_capacity(specs.len());
         for spec in &specs {
-            let instance = host
-                .instantiate(spec.module, spec.id, seed)
-                .map_err(|e| Error::Instantiate {
-                    agent: spec.id.index,
-                    reason: e.to_string(),
-                })?;
+            let instance =
+                host.instantiate(spec.module, spec.id, seed)
+                    .map_err(|e| Error::Instantiate {
+                        agent: spec.id.index,
+                        reason: e.to_string(),
+                    })?;
             instances.push(Some(instance));
         }
         Ok(Self {
@@ -92,7 +94,9 @@ impl Partition {
     }
 
     fn run(&mut self, phase: Phase, shared: &Shared, batch: &mut Batch) {
-        batch.results.resize_with(self.specs.len(), AgentResult::default);
+        batch
+            .results
+            .resize_with(self.specs.len(), AgentResult::default);
         for (j, spec) in self.specs.iter().enumerate() {
             let result = &mut batch.results[j];
             result.emitted.clear();

@@ -137,7 +137,11 @@ pub struct Runtime {
 
 impl Runtime {
     /// Loads the scenario's modules into `host` and instantiates every agent.
-    pub fn new(scenario: Scenario, mut host: Box<dyn AgentHost>, options: RunOptions) -> Result<Self> {
+    pub fn new(
+        scenario: Scenario,
+        mut host: Box<dyn AgentHost>,
+        options: RunOptions,
+    ) -> Result<Self> {
         let mut specs = Vec::with_capacity(scenario.agent_count() as usize);
         let mut agents = Vec::with_capacity(specs.capacity());
         let mut index = 0u32;
@@ -400,8 +404,10 @@ impl Runtime {
                 Err(e) => {
                     return Err(match e.downcast::<Divergence>() {
                         Ok(d) => {
-                            let actual_effects =
-                                d.agent.map(|a| self.describe_effects(a)).unwrap_or_default();
+                            let actual_effects = d
+                                .agent
+                                .map(|a| self.describe_effects(a))
+                                .unwrap_or_default();
                             Error::Diverged {
                                 divergence: *d,
                                 actual_effects,
@@ -515,8 +521,10 @@ impl Runtime {
     }
 
     fn record_fault(&mut self, index: u32, t: u64, kind: FaultKind) {
-        if let Some(meta) = self.agents.get_mut(index as usize) {
-            if meta.fault.is_none() {
+        if let Some(meta) = self.agents.get_mut(index as usize)
+            && meta.fault.is_none()
+        {
+            {
                 meta.fault = Some((t, kind.clone()));
                 *self
                     .summary
@@ -698,7 +706,9 @@ impl Runtime {
                 .collect(),
         };
         if results.len() != self.requests.len() {
-            return Err(Error::Internal("inference backend returned a wrong result count"));
+            return Err(Error::Internal(
+                "inference backend returned a wrong result count",
+            ));
         }
         self.summary.inferences += results.len() as u64;
         let mut delivered = 0;
@@ -713,7 +723,9 @@ impl Runtime {
                         msg_kind::INFER_RESULT
                     }
                     None => {
-                        payload.extend_from_slice(b"argmax: the first output is not a non-empty f32 tensor");
+                        payload.extend_from_slice(
+                            b"argmax: the first output is not a non-empty f32 tensor",
+                        );
                         msg_kind::INFER_ERROR
                     }
                 },
@@ -729,11 +741,22 @@ impl Runtime {
             let receiver = request.agent.index;
             let bus = &mut self.shared_mut()?.bus;
             if bus
-                .commit_notice(receiver, kind, we_abi::SENDER_INFERENCE, request.tag, &payload)
+                .commit_notice(
+                    receiver,
+                    kind,
+                    we_abi::SENDER_INFERENCE,
+                    request.tag,
+                    &payload,
+                )
                 .is_ok()
             {
                 delivered += 1;
-                digest_message(&mut self.digest_buf, we_abi::SENDER_INFERENCE, receiver, &payload);
+                digest_message(
+                    &mut self.digest_buf,
+                    we_abi::SENDER_INFERENCE,
+                    receiver,
+                    &payload,
+                );
             }
         }
         self.requests = requests;
@@ -761,7 +784,11 @@ impl Runtime {
                     op::INFER => "infer, model slot",
                     _ => "op",
                 };
-                out.push_str(&format!("    {name} {} payload {}\n", h.target, hex(payload)));
+                out.push_str(&format!(
+                    "    {name} {} payload {}\n",
+                    h.target,
+                    hex(payload)
+                ));
             }
         }
         if out.is_empty() {

@@ -176,8 +176,8 @@ impl Scenario {
             field: field.to_string(),
             problem,
         };
-        let text = std::str::from_utf8(bytes)
-            .map_err(|e| invalid("(file)", format!("not UTF-8: {e}")))?;
+        let text =
+            std::str::from_utf8(bytes).map_err(|e| invalid("(file)", format!("not UTF-8: {e}")))?;
         let mut scenario: Scenario = toml::from_str(text).map_err(|e| {
             let field = e
                 .span()
@@ -191,12 +191,18 @@ impl Scenario {
         scenario.base_dir = base_dir;
         scenario.source = bytes.to_vec();
         if scenario.agents.is_empty() {
-            return Err(invalid("agents", "at least one [[agents]] group is required".into()));
+            return Err(invalid(
+                "agents",
+                "at least one [[agents]] group is required".into(),
+            ));
         }
         let mut total = 0u64;
         for (i, g) in scenario.agents.iter().enumerate() {
             if g.count == 0 {
-                return Err(invalid(&format!("agents[{i}].count"), "must be at least 1".into()));
+                return Err(invalid(
+                    &format!("agents[{i}].count"),
+                    "must be at least 1".into(),
+                ));
             }
             if g.config.is_some() && g.config_hex.is_some() {
                 return Err(invalid(
@@ -210,7 +216,10 @@ impl Scenario {
             total += g.count as u64;
         }
         if total > AGENTS_MAX {
-            return Err(invalid("agents", format!("{total} agents exceed the maximum of {AGENTS_MAX}")));
+            return Err(invalid(
+                "agents",
+                format!("{total} agents exceed the maximum of {AGENTS_MAX}"),
+            ));
         }
         if scenario.workers == Some(0) {
             return Err(invalid("workers", "must be at least 1".into()));
@@ -220,10 +229,16 @@ impl Scenario {
             return Err(invalid("limits.fuel_per_call", "must be at least 1".into()));
         }
         if l.memory_pages == 0 || l.memory_pages > 65_536 {
-            return Err(invalid("limits.memory_pages", "must be in 1..=65536".into()));
+            return Err(invalid(
+                "limits.memory_pages",
+                "must be in 1..=65536".into(),
+            ));
         }
         if l.mailbox_capacity == 0 {
-            return Err(invalid("limits.mailbox_capacity", "must be at least 1".into()));
+            return Err(invalid(
+                "limits.mailbox_capacity",
+                "must be at least 1".into(),
+            ));
         }
         Ok(scenario)
     }
@@ -235,7 +250,9 @@ impl Scenario {
 
     /// The module path of group `i`, resolved against the scenario's directory.
     pub fn module_path(&self, group: usize) -> Option<PathBuf> {
-        self.agents.get(group).map(|g| self.base_dir.join(&g.module))
+        self.agents
+            .get(group)
+            .map(|g| self.base_dir.join(&g.module))
     }
 
     /// The init configuration bytes of group `i`.
@@ -253,7 +270,7 @@ impl Scenario {
 
 fn decode_hex(hex: &str) -> std::result::Result<Vec<u8>, String> {
     let clean: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if clean.len() % 2 != 0 {
+    if !clean.len().is_multiple_of(2) {
         return Err("odd number of hex digits".into());
     }
     clean
@@ -275,7 +292,8 @@ mod tests {
 
     #[test]
     fn minimal_scenario_parses_with_defaults() {
-        let s = parse("seed = 1\nticks = 5\n[[agents]]\nname='a'\nmodule='a.wasm'\ncount=3\n").unwrap();
+        let s =
+            parse("seed = 1\nticks = 5\n[[agents]]\nname='a'\nmodule='a.wasm'\ncount=3\n").unwrap();
         assert_eq!(s.agent_count(), 3);
         assert_eq!(s.limits, Limits::default());
         assert_eq!(s.scheduler.policy, PolicyName::Fifo);
@@ -286,16 +304,21 @@ mod tests {
         let e = parse("seed = 1\nticks = 5\n[[agents]]\nname='a'\nmodule='a.wasm'\ncount=0\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("test.toml") && e.contains("agents[0].count"), "{e}");
+        assert!(
+            e.contains("test.toml") && e.contains("agents[0].count"),
+            "{e}"
+        );
         let e = parse("seed = 'x'\nticks = 5\n").unwrap_err().to_string();
         assert!(e.contains("test.toml") && e.contains("line 1"), "{e}");
-        let e = parse("seed = 1\nticks = 5\nbogus = 3\n[[agents]]\nname='a'\nmodule='a'\ncount=1\n")
-            .unwrap_err()
-            .to_string();
+        let e =
+            parse("seed = 1\nticks = 5\nbogus = 3\n[[agents]]\nname='a'\nmodule='a'\ncount=1\n")
+                .unwrap_err()
+                .to_string();
         assert!(e.contains("bogus"), "{e}");
-        let e = parse("seed=1\nticks=1\n[[agents]]\nname='a'\nmodule='a'\ncount=1\nconfig_hex='0g'\n")
-            .unwrap_err()
-            .to_string();
+        let e =
+            parse("seed=1\nticks=1\n[[agents]]\nname='a'\nmodule='a'\ncount=1\nconfig_hex='0g'\n")
+                .unwrap_err()
+                .to_string();
         assert!(e.contains("config_hex") && e.contains("0g"), "{e}");
     }
 }

@@ -25,7 +25,9 @@ pub enum Error {
         expected: String,
     },
     /// The module imports something the host does not provide.
-    #[error("module {module}: unknown import `{import_module}.{name}` (the host provides only module `we` with {known})")]
+    #[error(
+        "module {module}: unknown import `{import_module}.{name}` (the host provides only module `we` with {known})"
+    )]
     UnknownImport {
         /// Module name.
         module: String,
@@ -49,7 +51,9 @@ pub enum Error {
         expected: String,
     },
     /// The module declares an ABI version outside the supported range.
-    #[error("module {module}: declares ABI version {declared}, this runtime supports {min}..={max}")]
+    #[error(
+        "module {module}: declares ABI version {declared}, this runtime supports {min}..={max}"
+    )]
     AbiMismatch {
         /// Module name.
         module: String,

@@ -147,15 +147,15 @@ pub(crate) fn log(
     }
     let keep = len.min(data.config.log_line_bytes_max as usize);
     let mut bytes = vec![0u8; keep];
-    if let Some(memory) = data.memory.as_ref() {
-        if memory.view(&store).read(offset, &mut bytes).is_err() {
-            return Err(fault(
-                data,
-                FaultKind::OutOfBounds {
-                    what: "log".to_string(),
-                },
-            ));
-        }
+    if let Some(memory) = data.memory.as_ref()
+        && memory.view(&store).read(offset, &mut bytes).is_err()
+    {
+        return Err(fault(
+            data,
+            FaultKind::OutOfBounds {
+                what: "log".to_string(),
+            },
+        ));
     }
     let mut text = String::from_utf8_lossy(&bytes).into_owned();
     if keep < len {
@@ -187,21 +187,19 @@ pub(crate) fn region_read(
     };
     let mut scratch = vec![0u8; len];
     let n = view.region_read(data.agent, region as u32, offset as u32, &mut scratch);
-    if n > 0 {
-        if let Some(memory) = data.memory.as_ref() {
-            if memory
-                .view(&store)
-                .write(dst, &scratch[..n as usize])
-                .is_err()
-            {
-                return Err(fault(
-                    data,
-                    FaultKind::OutOfBounds {
-                        what: "region_read".to_string(),
-                    },
-                ));
-            }
-        }
+    if n > 0
+        && let Some(memory) = data.memory.as_ref()
+        && memory
+            .view(&store)
+            .write(dst, &scratch[..n as usize])
+            .is_err()
+    {
+        return Err(fault(
+            data,
+            FaultKind::OutOfBounds {
+                what: "region_read".to_string(),
+            },
+        ));
     }
     Ok(n)
 }

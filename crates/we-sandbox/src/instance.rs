@@ -111,14 +111,8 @@ impl WasmAgent {
         let f_shutdown = ex
             .get_typed_function(&store, exports::AGENT_SHUTDOWN)
             .map_err(typed_err)?;
-        let remaining = ex
-            .get_global(REMAINING_POINTS)
-            .map_err(typed_err)?
-            .clone();
-        let exhausted = ex
-            .get_global(POINTS_EXHAUSTED)
-            .map_err(typed_err)?
-            .clone();
+        let remaining = ex.get_global(REMAINING_POINTS).map_err(typed_err)?.clone();
+        let exhausted = ex.get_global(POINTS_EXHAUSTED).map_err(typed_err)?.clone();
         env.as_mut(&mut store).memory = Some(memory.clone());
         Ok(Self {
             store,

@@ -137,6 +137,10 @@ fn cap_table(ty: &TableType) -> Result<TableType, String> {
         ));
     }
     let mut capped = *ty;
-    capped.maximum = Some(ty.maximum.unwrap_or(TABLE_ELEMENTS_MAX).min(TABLE_ELEMENTS_MAX));
+    capped.maximum = Some(
+        ty.maximum
+            .unwrap_or(TABLE_ELEMENTS_MAX)
+            .min(TABLE_ELEMENTS_MAX),
+    );
     Ok(capped)
 }

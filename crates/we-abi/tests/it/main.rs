@@ -167,7 +167,11 @@ fn splitmix_stream_is_pinned() {
     assert_eq!(r.next_u64(), 0xbdd7_3226_2feb_6e95);
     let mut a = SplitMix64::for_agent(7, 3, 0);
     let mut b = SplitMix64::for_agent(7, 3, 1);
-    assert_ne!(a.next_u64(), b.next_u64(), "generations get distinct streams");
+    assert_ne!(
+        a.next_u64(),
+        b.next_u64(),
+        "generations get distinct streams"
+    );
 }
 
 #[test]
@@ -175,11 +179,26 @@ fn signatures_cover_every_name() {
     let names: Vec<_> = imports::SIGNATURES.iter().map(|s| s.name).collect();
     assert_eq!(
         names,
-        ["tick", "self_id", "rand_u64", "emit", "log", "region_read", "region_len"]
+        [
+            "tick",
+            "self_id",
+            "rand_u64",
+            "emit",
+            "log",
+            "region_read",
+            "region_len"
+        ]
     );
     let exports: Vec<_> = exports::SIGNATURES.iter().map(|s| s.name).collect();
     assert_eq!(
         exports,
-        ["we_abi_version", "we_buffer", "agent_init", "agent_step", "agent_receive", "agent_shutdown"]
+        [
+            "we_abi_version",
+            "we_buffer",
+            "agent_init",
+            "agent_step",
+            "agent_receive",
+            "agent_shutdown"
+        ]
     );
 }

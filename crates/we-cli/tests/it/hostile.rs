@@ -45,16 +45,26 @@ fn contained(hostile: &str, config_hex: &str, limits: &str) -> (u64, FaultKind) 
         );
         assert_eq!(s.faults.len(), 1, "{hostile}: faults {:?}", s.faults);
         let (agent, tick, kind) = s.faults[0].clone();
-        assert_eq!(agent.index, N, "{hostile}: the fault names the hostile agent");
+        assert_eq!(
+            agent.index, N,
+            "{hostile}: the fault names the hostile agent"
+        );
         results.push((tick, kind));
     }
-    assert_eq!(results[0], results[1], "{hostile}: fault differs across worker counts");
+    assert_eq!(
+        results[0], results[1],
+        "{hostile}: fault differs across worker counts"
+    );
     results.remove(0)
 }
 
 #[test]
 fn infinite_loop_runs_out_of_fuel() {
-    let (tick, kind) = contained("hostile-loop", &le_u64_hex(2), "[limits]\nfuel_per_call = 1000000\n");
+    let (tick, kind) = contained(
+        "hostile-loop",
+        &le_u64_hex(2),
+        "[limits]\nfuel_per_call = 1000000\n",
+    );
     assert_eq!((tick, kind), (2, FaultKind::FuelExhausted));
 }
 
@@ -72,7 +82,13 @@ fn memory_bomb_stays_under_the_cap() {
 
 #[test]
 fn out_of_bounds_pointers_trap_the_agent() {
-    for (mode, what) in [(0u8, "emit"), (1, "log"), (2, "region_read"), (3, "emit"), (4, "emit")] {
+    for (mode, what) in [
+        (0u8, "emit"),
+        (1, "log"),
+        (2, "region_read"),
+        (3, "emit"),
+        (4, "emit"),
+    ] {
         let config = format!("{mode:02x}{}", le_u64_hex(1));
         let (tick, kind) = contained("hostile-oob", &config, "");
         assert_eq!(tick, 1, "mode {mode}");
@@ -90,11 +106,32 @@ fn out_of_bounds_pointers_trap_the_agent() {
 fn traps_in_each_export_are_contained() {
     let (tick, kind) = contained("hostile-trap", "00", "");
     assert_eq!(tick, u64::MAX, "init faults are reported at the init phase");
-    assert_eq!(kind, FaultKind::Trap { code: "unreachable".into() });
+    assert_eq!(
+        kind,
+        FaultKind::Trap {
+            code: "unreachable".into()
+        }
+    );
     let (tick, kind) = contained("hostile-trap", &format!("02{}", le_u64_hex(3)), "");
-    assert_eq!((tick, kind), (3, FaultKind::Trap { code: "unreachable".into() }));
+    assert_eq!(
+        (tick, kind),
+        (
+            3,
+            FaultKind::Trap {
+                code: "unreachable".into()
+            }
+        )
+    );
     let (tick, kind) = contained("hostile-trap", "03", "");
-    assert_eq!((tick, kind), (T, FaultKind::Trap { code: "unreachable".into() }));
+    assert_eq!(
+        (tick, kind),
+        (
+            T,
+            FaultKind::Trap {
+                code: "unreachable".into()
+            }
+        )
+    );
     let (tick, kind) = contained("hostile-trap", &format!("05{}", le_u64_hex(1)), "");
     assert_eq!(tick, 1);
     assert!(matches!(kind, FaultKind::ErrorCode(_)), "{kind:?}");
@@ -128,7 +165,12 @@ fn trap_in_receive_is_contained() {
     assert_eq!(a.faults.len(), 1);
     let (agent, tick, kind) = &a.faults[0];
     assert_eq!((agent.index, *tick), (N, 1));
-    assert_eq!(*kind, FaultKind::Trap { code: "unreachable".into() });
+    assert_eq!(
+        *kind,
+        FaultKind::Trap {
+            code: "unreachable".into()
+        }
+    );
     assert_eq!(a.messages_delivered, N as u64 * T + 1);
 }
 
@@ -161,7 +203,11 @@ fn message_flood_is_refused_by_backpressure_not_lost() {
             config_hex: &config,
         },
     ];
-    let s = run(scenario(&groups, 3, "[limits]\nmailbox_capacity = 64\n"), 2, 0);
+    let s = run(
+        scenario(&groups, 3, "[limits]\nmailbox_capacity = 64\n"),
+        2,
+        0,
+    );
     assert!(s.faults.is_empty(), "{:?}", s.faults);
     assert!(s.messages_refused > 0);
     // Every message was either delivered or refused.

@@ -4,6 +4,8 @@
 //! The agents come from `build/agents` (or `$WE_AGENTS_DIR`), built by
 //! `cargo xtask build-agents`; `cargo xtask test` builds them first.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
+
 mod hostile;
 mod reference;
 mod workloads;
@@ -15,10 +17,7 @@ use we_runtime::{RunOptions, RunSummary, Scenario};
 pub fn agents_dir() -> PathBuf {
     let dir = std::env::var_os("WE_AGENTS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../build/agents")
-        });
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../build/agents"));
     assert!(
         dir.join("ring.wasm").exists(),
         "guest agents not found in {}: run `cargo xtask build-agents` (cargo xtask test does it)",

@@ -79,7 +79,9 @@ pub fn gossip(n: u32, ticks: u64) -> [u8; 32] {
     let mut counter = vec![0u64; n as usize];
     let mut inbox_len = vec![0u64; n as usize];
     // subscribers[k]: agents with i % K == k, ascending.
-    let subscribers: Vec<Vec<u32>> = (0..K).map(|k| (0..n).filter(|i| i % K == k).collect()).collect();
+    let subscribers: Vec<Vec<u32>> = (0..K)
+        .map(|k| (0..n).filter(|i| i % K == k).collect())
+        .collect();
     for t in 0..ticks {
         let mut msgs = Vec::new();
         for i in 0..n {

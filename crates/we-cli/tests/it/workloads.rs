@@ -11,7 +11,11 @@ fn hex(d: &[u8; 32]) -> String {
 fn ring_digest_matches_reference() {
     for (n, t) in [(1, 5), (2, 3), (7, 13), (100, 20), (1000, 10)] {
         let s = run(scenario(&[group("ring", n)], t, ""), 1, 0);
-        assert_eq!(hex(&s.workload_digest), hex(&reference::ring(n, t)), "ring N={n} T={t}");
+        assert_eq!(
+            hex(&s.workload_digest),
+            hex(&reference::ring(n, t)),
+            "ring N={n} T={t}"
+        );
         assert_eq!(s.messages_delivered, n as u64 * t);
         assert!(s.faults.is_empty(), "{:?}", s.faults);
     }
@@ -21,7 +25,11 @@ fn ring_digest_matches_reference() {
 fn compute_digest_matches_reference() {
     for (n, t) in [(1, 3), (3, 4), (50, 5)] {
         let s = run(scenario(&[group("compute", n)], t, ""), 1, 0);
-        assert_eq!(hex(&s.workload_digest), hex(&reference::compute(n, t)), "compute N={n} T={t}");
+        assert_eq!(
+            hex(&s.workload_digest),
+            hex(&reference::compute(n, t)),
+            "compute N={n} T={t}"
+        );
         assert!(s.faults.is_empty(), "{:?}", s.faults);
     }
 }
@@ -30,7 +38,11 @@ fn compute_digest_matches_reference() {
 fn gossip_digest_matches_reference() {
     for (n, t) in [(1, 3), (5, 4), (17, 9), (100, 10)] {
         let s = run(scenario(&[group("gossip", n)], t, ""), 1, 0);
-        assert_eq!(hex(&s.workload_digest), hex(&reference::gossip(n, t)), "gossip N={n} T={t}");
+        assert_eq!(
+            hex(&s.workload_digest),
+            hex(&reference::gossip(n, t)),
+            "gossip N={n} T={t}"
+        );
         assert!(s.faults.is_empty(), "{:?}", s.faults);
     }
 }
