@@ -81,7 +81,7 @@ mod tests {
     fn forbidden_dependency_edges_are_absent() {
         let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .current_dir(root())
-            .args(["metadata", "--format-version", "1", "--offline"])
+            .args(["metadata", "--format-version", "1"])
             .output()
             .expect("cargo metadata runs");
         assert!(
