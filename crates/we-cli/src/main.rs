@@ -281,6 +281,11 @@ fn cmd_verify(
     );
     println!("digest       {}", hex(&out.workload_digest));
     println!("chain head   {}", hex(&out.chain_head));
+    if let Some((offset, bytes)) = out.torn_tail {
+        println!(
+            "torn tail    {bytes} bytes at offset {offset}: an unfinished last record (the run was cut short), not verified"
+        );
+    }
     Ok(())
 }
 

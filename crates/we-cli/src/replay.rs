@@ -34,6 +34,9 @@ pub struct VerifyOutcome {
     pub workload_digest: [u8; 32],
     /// Wall time of the replay's tick loop, seconds.
     pub wall_s: f64,
+    /// `(offset, bytes)` of an incomplete last frame (a run killed mid-write),
+    /// which was not verified.
+    pub torn_tail: Option<(u64, u64)>,
 }
 
 /// Serves inference from the results recorded in a trace.
@@ -211,8 +214,10 @@ pub fn verify_trace(
     modules_dir: Option<&Path>,
     scenario_override: Option<Scenario>,
 ) -> Result<VerifyOutcome> {
-    let mut reader =
-        TraceReader::open(trace).with_context(|| format!("opening trace {}", trace.display()))?;
+    // A run killed mid-tick leaves a torn last frame: it is verified up to the
+    // last whole record and the torn bytes are reported.
+    let mut reader = TraceReader::open_recover(trace)
+        .with_context(|| format!("opening trace {}", trace.display()))?;
     let scenario = match scenario_override {
         Some(s) => s,
         None => recorded_scenario(&reader, trace, modules_dir)?,
@@ -229,7 +234,7 @@ pub fn verify_trace(
             // Read every recorded result up front; the records are read again
             // below for the comparison.
             let mut by_tick: HashMap<u64, Vec<InferenceResult>> = HashMap::new();
-            let mut pre = TraceReader::open(trace)?;
+            let mut pre = TraceReader::open_recover(trace)?;
             for record in pre.by_ref() {
                 let record = record.with_context(|| format!("reading {}", trace.display()))?;
                 if !record.inference.is_empty() {
@@ -296,6 +301,7 @@ pub fn verify_trace(
         chain_head: chain.head(),
         workload_digest: runtime.summary().workload_digest,
         wall_s,
+        torn_tail: reader.torn_tail().map(|t| (t.offset, t.bytes)),
     })
 }
 

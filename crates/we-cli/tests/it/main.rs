@@ -7,7 +7,9 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
 mod hostile;
+mod infer;
 mod reference;
+mod replay;
 mod workloads;
 
 use std::path::PathBuf;
