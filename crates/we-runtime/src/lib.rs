@@ -15,6 +15,7 @@
 
 mod error;
 mod pool;
+mod regions;
 mod run;
 pub mod scenario;
 

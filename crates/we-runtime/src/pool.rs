@@ -11,6 +11,7 @@
 //! With one worker the partition runs on the calling thread: same code, no
 //! channels.
 
+use crate::regions::Regions;
 use crate::{Error, Result};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub(crate) struct Shared {
     pub tick: Tick,
     pub agent_count: u32,
     pub bus: Bus,
+    /// Shared regions, committed versions readable during the tick.
+    pub regions: Regions,
     /// Per agent: whether it runs this tick.
     pub run: Vec<bool>,
     pub fuel_per_call: u64,
@@ -150,7 +153,7 @@ impl Partition {
                         outcome = instance.call(
                             shared.tick,
                             AgentCall::Receive { inbox },
-                            None,
+                            Some(&shared.regions),
                             &mut result.emitted,
                         );
                     }
@@ -168,7 +171,7 @@ impl Partition {
                         outcome = instance.call(
                             shared.tick,
                             AgentCall::Step { context: &bytes },
-                            None,
+                            Some(&shared.regions),
                             &mut result.emitted,
                         );
                     }

@@ -1,6 +1,7 @@
 //! The tick loop: schedule, run on the pool, commit in agent order, digest, trace.
 
 use crate::pool::{AgentSpec, Phase, Pool, Shared};
+use crate::regions::Regions;
 use crate::scenario::{PolicyName, Scenario};
 use crate::{Error, Result};
 use std::collections::{BTreeMap, VecDeque};
@@ -76,6 +77,8 @@ pub struct RunSummary {
     pub log_lines: u64,
     /// The inference provider and why it was chosen (empty without inference).
     pub inference_provider: String,
+    /// Region effects refused (non-owner writes, bad ranges, limits).
+    pub region_refusals: u64,
 }
 
 /// Advances a workload digest: `blake3(prev || bytes)`, where `bytes` is the
@@ -214,6 +217,7 @@ impl Runtime {
             tick: Tick(0),
             agent_count,
             bus,
+            regions: Regions::new(limits.region_bytes_max, limits.regions_max),
             run: vec![false; agent_count as usize],
             fuel_per_call: limits.fuel_per_call,
             perturb_us: options.perturb_us,
@@ -533,9 +537,11 @@ impl Runtime {
                     .or_default() += 1;
                 self.summary.faults.push((meta.id, t, kind.clone()));
                 self.last_record.faults.push((meta.id, kind));
-                // Later messages to it are refused and counted, not lost.
+                // Later messages to it are refused and counted, not lost; its
+                // regions are released, so handles to them become stale.
                 if let Some(shared) = Arc::get_mut(&mut self.shared) {
                     shared.bus.close(index);
+                    shared.regions.release_all(index);
                 }
             }
         }
@@ -570,6 +576,7 @@ impl Runtime {
         let mut refused = 0u64;
         let mut faults = Vec::new();
         let mut logs = Vec::new();
+        let mut region_refusals = 0u64;
         {
             let pool = &self.pool;
             let digest_buf = &mut self.digest_buf;
@@ -579,6 +586,7 @@ impl Runtime {
                 "a worker still holds the shared tick state at commit",
             ))?;
             let bus = &mut shared.bus;
+            let regions = &mut shared.regions;
             for i in 0..n {
                 let Some(result) = pool.result(i) else {
                     agent_digests.push(0);
@@ -665,11 +673,32 @@ impl Runtime {
                                 }
                             }
                         },
+                        op::REGION_CREATE | op::REGION_WRITE => {
+                            let outcome = if h.op == op::REGION_CREATE {
+                                regions.create(i, h.target, h.aux)
+                            } else {
+                                regions.write(i, h.target, h.aux, payload)
+                            };
+                            if let Err(why) = outcome {
+                                region_refusals += 1;
+                                let what = if h.op == op::REGION_CREATE {
+                                    "create"
+                                } else {
+                                    "write"
+                                };
+                                logs.push(format!(
+                                    "t={} agent={i}: region {what} of {} refused: {why}",
+                                    tick_label(t),
+                                    h.target
+                                ));
+                            }
+                        }
                         _ => refused += 1,
                     }
                 }
             }
         }
+        self.summary.region_refusals += region_refusals;
         for line in logs {
             self.push_log(line);
         }
@@ -677,7 +706,9 @@ impl Runtime {
             self.record_fault(i, t, kind);
         }
         messages += self.serve_inference(t)?;
-        self.shared_mut()?.bus.flip();
+        let shared = self.shared_mut()?;
+        shared.bus.flip();
+        shared.regions.flip();
         self.summary.messages_delivered += messages;
         self.summary.messages_refused += refused;
         self.last_record.messages = messages;

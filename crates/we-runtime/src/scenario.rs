@@ -67,6 +67,10 @@ pub struct Limits {
     pub effect_bytes_max: u32,
     /// Topics one agent may join.
     pub topics_per_agent_max: u32,
+    /// Largest shared region in bytes.
+    pub region_bytes_max: u32,
+    /// Shared regions in the whole run.
+    pub regions_max: u32,
 }
 
 impl Default for Limits {
@@ -78,6 +82,8 @@ impl Default for Limits {
             message_bytes_max: 64 << 10,
             effect_bytes_max: 8 << 20,
             topics_per_agent_max: 256,
+            region_bytes_max: 1 << 20,
+            regions_max: 4096,
         }
     }
 }

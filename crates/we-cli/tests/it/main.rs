@@ -9,6 +9,7 @@
 mod hostile;
 mod infer;
 mod reference;
+mod regions;
 mod replay;
 mod workloads;
 
