@@ -1,0 +1,108 @@
+//! `agent_step` through we-sandbox beside a raw wasmer typed call of an empty
+//! export (the baseline): the ratio is the sandbox's overhead per call (fuel
+//! reset and read-back, context copy, effect buffer swap).
+//!
+//! Needs the built agents (`cargo xtask build-agents`).
+
+#![allow(clippy::expect_used)]
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use std::hint::black_box;
+use wasmer::{Instance, Module, Store, TypedFunction, imports};
+use we_abi::StepContext;
+use we_core::{AgentCall, AgentHost, AgentId, Emitted, Tick};
+use we_sandbox::{Sandbox, SandboxConfig};
+
+fn ring_module() -> Vec<u8> {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../build/agents/ring.wasm");
+    match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) => panic!(
+            "{}: {e}: run `cargo xtask build-agents` first",
+            path.display()
+        ),
+    }
+}
+
+fn calls(c: &mut Criterion) {
+    let mut g = c.benchmark_group("call");
+
+    // Baseline: a raw wasmer typed call of an empty export, default engine.
+    // (module (func (export "nop") (param i32 i32) (result i32) i32.const 0))
+    let wasm: &[u8] = &[
+        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+        0x01, 0x07, 0x01, 0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f, // type (i32 i32) -> i32
+        0x03, 0x02, 0x01, 0x00, // one function of type 0
+        0x07, 0x07, 0x01, 0x03, b'n', b'o', b'p', 0x00, 0x00, // export "nop"
+        0x0a, 0x06, 0x01, 0x04, 0x00, 0x41, 0x00, 0x0b, // body: i32.const 0
+    ];
+    let mut store = Store::default();
+    let module = Module::new(&store, wasm).expect("compiles");
+    let instance = Instance::new(&mut store, &module, &imports! {}).expect("instantiates");
+    let nop: TypedFunction<(i32, i32), i32> = instance
+        .exports
+        .get_typed_function(&store, "nop")
+        .expect("export");
+    g.bench_function("raw_wasmer_typed_call", |b| {
+        b.iter(|| black_box(nop.call(&mut store, black_box(0), black_box(0))))
+    });
+
+    // agent_step of the ring agent at a tick where it has nothing to do.
+    let mut sandbox = Sandbox::new(SandboxConfig::default());
+    let m = sandbox
+        .load_module("ring.wasm", &ring_module())
+        .expect("loads");
+    let mut agent = sandbox
+        .instantiate(m, AgentId::new(0), 1)
+        .expect("instantiates");
+    let mut out = Emitted::default();
+    let mut init = [0u8; 32];
+    we_abi::InitContext {
+        agent_count: 2,
+        ..Default::default()
+    }
+    .encode(&mut init);
+    agent.call(Tick(0), AgentCall::Init { context: &init }, None, &mut out);
+    let mut ctx = [0u8; 32];
+    StepContext {
+        tick: 5,
+        fuel_per_call: 50_000_000,
+        ..Default::default()
+    }
+    .encode(&mut ctx);
+    g.bench_function("sandbox_agent_step", |b| {
+        b.iter(|| {
+            out.clear();
+            black_box(agent.call(Tick(5), AgentCall::Step { context: &ctx }, None, &mut out))
+        })
+    });
+
+    // agent_receive with one message, which makes the ring agent send one.
+    let mut inbox = Vec::new();
+    we_abi::write_record(
+        &mut inbox,
+        we_abi::MessageHeader {
+            sender: 1,
+            len: 8,
+            ..Default::default()
+        }
+        .encode(),
+        &7u64.to_le_bytes(),
+    );
+    g.bench_function("sandbox_agent_receive_1msg_send_1", |b| {
+        b.iter(|| {
+            out.clear();
+            black_box(agent.call(
+                Tick(5),
+                AgentCall::Receive { inbox: &inbox },
+                None,
+                &mut out,
+            ))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, calls);
+criterion_main!(benches);
