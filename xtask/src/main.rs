@@ -157,84 +157,25 @@ fn run_demo(root: &Path, demo: &str, extra: &[String]) -> Result<()> {
     we(root, &args)
 }
 
-/// The `we` binary's output for `args`, failing if it fails.
-fn we_output(root: &Path, lib: &Path, args: &[&str]) -> Result<String> {
-    let mut cmd = cargo();
-    cmd.current_dir(root)
-        .args(["run", "--quiet", "--package", "we-cli", "--bin", "we", "--"])
-        .args(args)
-        .env("ORT_DYLIB_PATH", lib);
-    let shown = format!("we {}", args.join(" "));
-    eprintln!("xtask: $ {shown}");
-    let out = cmd.output().with_context(|| format!("starting {shown}"))?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() {
-        bail!(
-            "{shown} failed:\n{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(text)
-}
-
-fn chain_head_of(summary: &str) -> String {
-    summary
-        .lines()
-        .find_map(|l| l.strip_prefix("chain head"))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
-/// Verifies (or with `UPDATE_GOLDEN=1` re-records) the golden traces.
+/// Verifies (or with `UPDATE_GOLDEN=1` re-records) the golden traces: the
+/// `golden` test of we-cli, so CI reuses the test build.
 fn replay_verify(root: &Path) -> Result<()> {
     let lib = prepare(root)?;
-    let dir = root.join("fixtures/golden");
-    let mut scenarios: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .with_context(|| dir.display().to_string())?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    scenarios.sort();
-    if scenarios.is_empty() {
-        bail!("no golden scenarios in {}", dir.display());
-    }
-    let update = std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1");
-    for scenario in &scenarios {
-        let trace = scenario.with_extension("trace");
-        let (s, t) = (scenario.display().to_string(), trace.display().to_string());
-        if update {
-            let old = if trace.exists() {
-                chain_head_of(&we_output(root, &lib, &["inspect", &t, "--summary"])?)
-            } else {
-                "(none)".to_string()
-            };
-            let tmp = trace.with_extension("trace.new");
-            let ts = tmp.display().to_string();
-            let out = we_output(
-                root,
-                &lib,
-                &["run", &s, "--trace", &ts, "--quiet", "--workers", "1"],
-            )?;
-            std::fs::rename(&tmp, &trace)?;
-            let new = chain_head_of(&out);
-            if old == new {
-                println!("unchanged  {t}  {new}");
-            } else {
-                println!("CHANGED    {t}\n  was      {old}\n  now      {new}");
-            }
-        } else {
-            if !trace.exists() {
-                bail!(
-                    "golden trace {t} is missing: record it with UPDATE_GOLDEN=1 cargo xtask replay-verify"
-                );
-            }
-            for workers in ["1", "2"] {
-                let out = we_output(root, &lib, &["replay", "verify", &t, "--workers", workers])?;
-                println!("verified   {t} (W={workers})  {}", chain_head_of(&out));
-            }
-        }
-    }
-    Ok(())
+    let mut cmd = cargo();
+    cmd.current_dir(root)
+        .args([
+            "test",
+            "-p",
+            "we-cli",
+            "--test",
+            "it",
+            "golden",
+            "--",
+            "--nocapture",
+        ])
+        .env("ORT_DYLIB_PATH", &lib)
+        .env("WE_AGENTS_DIR", root.join("build/agents"));
+    run(cmd)
 }
 
 /// Everything CI checks.
@@ -266,6 +207,8 @@ fn test(root: &Path) -> Result<()> {
         .env("ORT_DYLIB_PATH", &lib)
         .env("WE_AGENTS_DIR", root.join("build/agents"));
     run(tests)?;
+    // The golden traces were verified by the tests above; run them once more
+    // through the front door so its output is in the log.
     replay_verify(root)?;
     Ok(())
 }
