@@ -5,6 +5,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use we_cli::{InferenceMode, hex};
 use we_replay::{DumpFilter, FsyncPolicy, TraceReader};
@@ -63,6 +64,22 @@ enum Command {
         /// Print the summary as one JSON object.
         #[arg(long)]
         json: bool,
+        /// Stream live snapshots to `we ui --connect ADDR` from this loopback
+        /// address (off unless given; the run never waits on a viewer).
+        #[arg(long, value_name = "ADDR")]
+        observe: Option<SocketAddr>,
+    },
+    /// Serve a web page about a live run (`--connect`) or a finished trace (`--trace`).
+    Ui {
+        /// The observer endpoint of a run started with `we run --observe ADDR`.
+        #[arg(long, value_name = "ADDR")]
+        connect: Option<SocketAddr>,
+        /// Where to serve the page (loopback; port 0 picks one).
+        #[arg(long, value_name = "ADDR", default_value = we_ui::DEFAULT_LISTEN)]
+        listen: SocketAddr,
+        /// A trace file to scrub through.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
     },
     /// Replay commands.
     Replay {
@@ -148,12 +165,22 @@ fn real_main() -> Result<()> {
             check_determinism,
             quiet,
             json,
+            observe,
         } => {
             if check_determinism {
                 return cmd_check(&scenario, workers);
             }
-            cmd_run(scenario, workers, trace, fsync, quiet, json)
+            cmd_run(scenario, workers, trace, fsync, quiet, json, observe)
         }
+        Command::Ui {
+            connect,
+            listen,
+            trace,
+        } => Ok(we_ui::run(we_ui::UiOptions {
+            connect,
+            listen,
+            trace,
+        })?),
         Command::Replay {
             command:
                 ReplayCommand::Verify {
@@ -205,6 +232,7 @@ fn cmd_run(
     fsync: Fsync,
     quiet: bool,
     json: bool,
+    observe: Option<SocketAddr>,
 ) -> Result<()> {
     let options = RunOptions {
         workers,
@@ -214,6 +242,14 @@ fn cmd_run(
     let mut runtime = we_cli::build_from_file(&path, options)?;
     if let Some(trace) = &trace {
         we_cli::record_to(&mut runtime, trace, fsync_policy(fsync))?;
+    }
+    if let Some(addr) = observe {
+        let observer = we_observe::WsObserver::bind(addr)?;
+        eprintln!(
+            "observing on ws://{0}/ (watch with `we ui --connect {0}`)",
+            observer.local_addr()
+        );
+        runtime.set_observer(Box::new(observer));
     }
     let ticks = runtime.scenario().ticks;
     let bar = if quiet || json || !std::io::stderr().is_terminal() {
@@ -474,6 +510,7 @@ fn cmd_bench(
         "workers": summary.workers,
         "trace": trace,
         "wall_s": summary.wall_s,
+        "init_s": summary.init_s,
         "ticks_per_s": summary.ticks as f64 / summary.wall_s.max(1e-9),
         "p50_ms": times.quantile_ms(0.5),
         "p99_ms": times.quantile_ms(0.99),

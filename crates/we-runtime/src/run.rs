@@ -71,8 +71,10 @@ pub struct RunSummary {
     pub workload_digest: [u8; 32],
     /// Trace chain head after the last tick (zero without a trace).
     pub chain_head: [u8; 32],
-    /// Wall time of the tick loop in seconds.
+    /// Wall time of the tick loop in seconds (init and shutdown excluded).
     pub wall_s: f64,
+    /// Wall time of the init phase (`agent_init` of every agent) in seconds.
+    pub init_s: f64,
     /// Log lines written by agents.
     pub log_lines: u64,
     /// The inference provider and why it was chosen (empty without inference).
@@ -136,6 +138,8 @@ pub struct Runtime {
     log_tail_lines: usize,
     times: TickTimes,
     last_record: TickRecord,
+    last_fuel: u64,
+    last_depth: u32,
 }
 
 impl Runtime {
@@ -263,6 +267,8 @@ impl Runtime {
             log_tail_lines: options.log_tail_lines,
             times: TickTimes::default(),
             last_record: TickRecord::default(),
+            last_fuel: 0,
+            last_depth: 0,
         })
     }
 
@@ -431,8 +437,23 @@ impl Runtime {
         self.summary.chain_head = self.chain_head;
         let ns = began.elapsed().as_nanos() as u64;
         self.times.ns.push(ns);
+        if self.observer.is_some() {
+            let n = self.summary.agents;
+            let mut fuel = 0u64;
+            let mut depth = 0u32;
+            for i in 0..n {
+                if let Some(r) = self.pool.result(i) {
+                    fuel += r.emitted.fuel_used;
+                }
+                depth = depth.max(self.shared.bus.inbox_len(i));
+            }
+            self.last_fuel = fuel;
+            self.last_depth = depth;
+        }
         if let Some(observer) = self.observer.as_mut() {
             let snapshot = Snapshot {
+                fuel_last_tick: self.last_fuel,
+                mailbox_depth_max: self.last_depth,
                 tick: t,
                 agent_count: self.summary.agents,
                 faulted: self
@@ -454,8 +475,10 @@ impl Runtime {
 
     /// Runs the remaining ticks, then shuts the agents down.
     pub fn run(&mut self, mut progress: impl FnMut(u64)) -> Result<RunSummary> {
-        let began = Instant::now();
+        let init_began = Instant::now();
         self.start()?;
+        self.summary.init_s = init_began.elapsed().as_secs_f64();
+        let began = Instant::now();
         while !self.finished() {
             let t = self.step()?;
             progress(t);

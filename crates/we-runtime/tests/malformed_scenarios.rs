@@ -1,6 +1,9 @@
 //! Malformed scenario files: each is refused with `Error::Scenario` (or
 //! `Error::ScenarioIo` for a file that cannot be read) naming the file and the
 //! field or line at fault, and saying what is wrong. Nothing panics.
+//!
+//! Line numbers are those of the offending key or value, 1-based: a key at
+//! the start of line `n` is reported as `line n`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -102,30 +105,32 @@ fn unknown_fields_are_named() {
     check(&format!("{GOOD}colour = \"red\"\n"), "line 7", "colour");
     check(&format!("{GOOD}[limits]\nfuel = 5\n"), "line 8", "fuel");
     check(
-        &format!("{GOOD}[security]\nallow = true\n"),
+        &format!("{GOOD}[network]\nallow = true\n"),
         "line 7",
-        "security",
+        "network",
     );
 }
 
 #[test]
 fn missing_required_fields() {
+    // toml reports a missing top-level key with the whole document's span.
     check(
         "ticks = 10\n[[agents]]\nname='a'\nmodule='a'\ncount=1\n",
-        "(file)",
-        "seed",
+        "line 1",
+        "missing field `seed`",
     );
     check(
         "seed = 1\n[[agents]]\nname='a'\nmodule='a'\ncount=1\n",
-        "(file)",
-        "ticks",
+        "line 1",
+        "missing field `ticks`",
     );
-    check("seed = 1\nticks = 1\n", "(file)", "agents");
-    check("", "(file)", "seed");
+    check("seed = 1\nticks = 1\n", "line 1", "missing field `agents`");
+    check("", "line 1", "missing field `seed`");
+    // A key missing from a table: the table's line.
     check(
         &GOOD.replace("module = \"ring.wasm\"\n", ""),
         "line 3",
-        "module",
+        "missing field `module`",
     );
 }
 
@@ -190,7 +195,7 @@ fn bad_hex_config() {
     check(
         &format!("{GOOD}config_hex = \"é1\"\n"),
         "agents[0].config_hex",
-        "",
+        "`é` is not a hex digit",
     );
     check(
         &format!("{GOOD}config = \"x\"\nconfig_hex = \"00\"\n"),
