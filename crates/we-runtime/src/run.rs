@@ -466,7 +466,6 @@ impl Runtime {
                 tick_time_ns: ns,
                 chain_head: self.chain_head,
                 log_tail: self.log_tail.iter().rev().take(20).rev().cloned().collect(),
-                ..Snapshot::default()
             };
             observer.publish(&snapshot);
         }
