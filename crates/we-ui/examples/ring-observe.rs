@@ -124,10 +124,50 @@ impl Drop for Ui {
 
 struct Outcome {
     digest: String,
+    /// The runtime's own tick time (it stops the clock before publishing).
     mean_ms: f64,
     p50_ms: f64,
     p99_ms: f64,
-    wall_s: f64,
+    /// Wall time of each `step()`, publishing included.
+    step_mean_ms: f64,
+    step_p50_ms: f64,
+    /// Seconds spent stepping.
+    ticks_s: f64,
+    /// CPU seconds of the observer's server thread and of the UI process
+    /// while the ticks ran.
+    observer_cpu_s: f64,
+    ui_cpu_s: f64,
+}
+
+/// CPU seconds (user + system) from a `/proc/.../stat` line.
+fn stat_cpu_s(stat: &str) -> f64 {
+    // Fields after the `(comm)`: state is field 3; utime, stime are 14, 15.
+    let rest = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// CPU seconds of this process's threads named `we-observe*`.
+fn observer_cpu_s() -> f64 {
+    let mut total = 0.0;
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.starts_with("we-observe") {
+            total +=
+                stat_cpu_s(&std::fs::read_to_string(task.path().join("stat")).unwrap_or_default());
+        }
+    }
+    total
+}
+
+fn process_cpu_s(pid: u32) -> f64 {
+    stat_cpu_s(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
 }
 
 fn run_once(a: &Args, with_ui: bool) -> Outcome {
@@ -153,6 +193,24 @@ fn run_once(a: &Args, with_ui: bool) -> Outcome {
         }
         ui = Some(started);
     }
+    // Instantiation and `agent_init` are not what is measured.
+    runtime.start().unwrap();
+    let cpu0 = (
+        observer_cpu_s(),
+        ui.as_ref().map_or(0.0, |u| process_cpu_s(u.child.id())),
+    );
+    let began = Instant::now();
+    let mut step_ns = Vec::with_capacity(a.ticks as usize);
+    while !runtime.finished() {
+        let at = Instant::now();
+        runtime.step().unwrap();
+        step_ns.push(at.elapsed().as_nanos() as f64);
+    }
+    let ticks_s = began.elapsed().as_secs_f64();
+    let cpu1 = (
+        observer_cpu_s(),
+        ui.as_ref().map_or(0.0, |u| process_cpu_s(u.child.id())),
+    );
     let summary = runtime.run(|_| {}).unwrap();
     if let Some(ui) = &ui {
         assert_eq!(ui.state(), "running", "the UI followed the run to its end");
@@ -161,12 +219,17 @@ fn run_once(a: &Args, with_ui: bool) -> Outcome {
     let _ = std::fs::remove_file(&trace);
     let times = runtime.tick_times();
     let mean_ms = times.ns.iter().sum::<u64>() as f64 / times.ns.len().max(1) as f64 / 1e6;
+    let step_mean_ms = step_ns.iter().sum::<f64>() / step_ns.len().max(1) as f64 / 1e6;
     Outcome {
         digest: we_cli::hex(&summary.workload_digest),
         mean_ms,
         p50_ms: times.quantile_ms(0.5),
         p99_ms: times.quantile_ms(0.99),
-        wall_s: summary.wall_s,
+        step_mean_ms,
+        step_p50_ms: median(step_ns) / 1e6,
+        ticks_s,
+        observer_cpu_s: cpu1.0 - cpu0.0,
+        ui_cpu_s: cpu1.1 - cpu0.1,
     }
 }
 
@@ -197,8 +260,10 @@ fn main() {
                 "{}",
                 serde_json::json!({
                     "run": i, "ui": with_ui, "agents": a.agents, "ticks": a.ticks,
-                    "workers": a.workers, "trace": a.trace, "wall_s": o.wall_s,
+                    "workers": a.workers, "trace": a.trace, "ticks_s": o.ticks_s,
                     "tick_mean_ms": o.mean_ms, "p50_ms": o.p50_ms, "p99_ms": o.p99_ms,
+                    "step_mean_ms": o.step_mean_ms, "step_p50_ms": o.step_p50_ms,
+                    "observer_cpu_s": o.observer_cpu_s, "ui_cpu_s": o.ui_cpu_s,
                     "digest": o.digest,
                 })
             );
@@ -227,8 +292,13 @@ fn main() {
                 "change_pct": (mean_b / mean_a - 1.0) * 100.0 },
             "median_p99_ms": { "without_ui": m(&plain, |o| o.p99_ms),
                 "with_ui": m(&observed, |o| o.p99_ms) },
-            "median_wall_s": { "without_ui": m(&plain, |o| o.wall_s),
-                "with_ui": m(&observed, |o| o.wall_s) },
+            "median_step_mean_ms": { "without_ui": m(&plain, |o| o.step_mean_ms),
+                "with_ui": m(&observed, |o| o.step_mean_ms),
+                "change_pct": (m(&observed, |o| o.step_mean_ms) / m(&plain, |o| o.step_mean_ms) - 1.0) * 100.0 },
+            "median_ticks_s": { "without_ui": m(&plain, |o| o.ticks_s),
+                "with_ui": m(&observed, |o| o.ticks_s) },
+            "median_cpu_s_with_ui": { "observer_thread": m(&observed, |o| o.observer_cpu_s),
+                "ui_process": m(&observed, |o| o.ui_cpu_s) },
         })
     );
     assert!(same, "digests differ");

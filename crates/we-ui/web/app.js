@@ -124,7 +124,8 @@ function prepare(canvas) {
 function niceMax(v) {
   if (!(v > 0)) return 1;
   const p = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) {
+  // Quarter steps of these are round: 0.25, 0.3, 0.4, 0.5, 0.6, 1, 1.5, 2, 2.5.
+  for (const m of [1, 1.2, 1.6, 2, 2.4, 4, 6, 8, 10]) {
     if (m * p >= v) return m * p;
   }
   return 10 * p;
@@ -439,7 +440,7 @@ function renderLive(v) {
   drawLegend(list);
   renderFaults(list, false);
   renderLog(f ? f.log_tail : []);
-  setText('log-hint', f ? `${f.log_tail.length} newest lines` : '');
+  setText('log-hint', f ? `${f.log_tail.length} newest line${f.log_tail.length === 1 ? '' : 's'}` : '');
   setText('footer-right', v.since_last_ms !== null && v.since_last_ms !== undefined
     ? `last update ${(v.since_last_ms / 1000).toFixed(1)} s ago` : '');
 }

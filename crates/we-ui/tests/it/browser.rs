@@ -39,7 +39,7 @@ fn apt_install(packages: &[&str]) -> Result<(), String> {
     run(
         &format!("apt-get install {}", packages.join(" ")),
         Command::new("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(["install", "-y", "-q"])
             .args(packages)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )

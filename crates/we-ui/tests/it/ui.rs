@@ -48,6 +48,11 @@ fn step_while_running(rt: &mut Runtime, node: &mut Proc, pause: Duration, limit:
     }
 }
 
+/// `UPDATE_SCREENSHOT=1` refreshes docs/ui.png from the live-page test.
+fn update_screenshot() -> bool {
+    std::env::var_os("UPDATE_SCREENSHOT").is_some()
+}
+
 fn docs_png() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/ui.png")
 }
@@ -73,7 +78,13 @@ fn the_page_shows_the_agent_count_and_an_advancing_tick() {
         &[
             format!("agents={agents}"),
             format!("screenshot={}", shot.display()),
-            "settle_ms=5000".into(),
+            // For docs/ui.png, long enough that the charts show a steady run
+            // rather than the browser's own start-up.
+            if update_screenshot() {
+                "settle_ms=9000".into()
+            } else {
+                "settle_ms=1000".into()
+            },
         ],
     );
     step_while_running(
@@ -86,7 +97,7 @@ fn the_page_shows_the_agent_count_and_an_advancing_tick() {
     assert!(out.contains("TICKS "), "{out}");
     let png = std::fs::read(&shot).unwrap();
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
-    if std::env::var_os("UPDATE_SCREENSHOT").is_some() {
+    if update_screenshot() {
         std::fs::write(docs_png(), &png).unwrap();
     }
     // The page's numbers are the run's.
