@@ -13,7 +13,13 @@ fn tensors(body: &[u8]) {
     // Bounded: each tensor consumes at least its 8-byte header.
     for t in tensor::Tensors::new(body).take(body.len() / 8 + 1) {
         let Ok(t) = t else { return };
-        let _ = (t.rank(), t.element_count(), t.dtype, t.name.len(), t.data.len());
+        let _ = (
+            t.rank(),
+            t.element_count(),
+            t.dtype,
+            t.name.len(),
+            t.data.len(),
+        );
         for i in 0..t.rank() {
             let _ = t.dim(i);
         }

@@ -18,6 +18,9 @@ fuzz_target!(|data: &[u8]| {
     if let Err(e) = sandbox.load_module("fuzz.wasm", data) {
         // Every error names the module.
         let text = e.to_string();
-        assert!(text.contains("fuzz.wasm"), "error does not name the module: {text}");
+        assert!(
+            text.contains("fuzz.wasm"),
+            "error does not name the module: {text}"
+        );
     }
 });

@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(e) => {
             let text = e.to_string();
-            assert!(text.contains("fuzz.toml"), "error does not name the file: {text}");
+            assert!(
+                text.contains("fuzz.toml"),
+                "error does not name the file: {text}"
+            );
         }
     }
 });

@@ -317,13 +317,22 @@ fn ensure_cargo_fuzz(root: &Path) -> Result<PathBuf> {
     );
     let mut cmd = crate::cargo();
     cmd.current_dir(root)
-        .args(["install", "--locked", "--version", CARGO_FUZZ_VERSION, "--root"])
+        .args([
+            "install",
+            "--locked",
+            "--version",
+            CARGO_FUZZ_VERSION,
+            "--root",
+        ])
         .arg(&tools)
         .arg("cargo-fuzz")
         .env_remove("CARGO_TARGET_DIR");
     crate::run(cmd)?;
     if !bin.exists() {
-        bail!("cargo install reported success but {} is missing", bin.display());
+        bail!(
+            "cargo install reported success but {} is missing",
+            bin.display()
+        );
     }
     Ok(bin)
 }

@@ -7,10 +7,12 @@
 //! - `provision-ort`: fetches the ONNX Runtime shared library from the PyPI
 //!   `onnxruntime` wheel into `build/onnxruntime/`.
 //! - `run <demo>`: builds what is missing and runs `fixtures/scenarios/<demo>.toml`.
+//! - `fuzz <target|all|smoke> [--seconds N]`: cargo-fuzz targets (see fuzz/README.md).
 //! - `replay-verify`: re-executes every golden trace in `fixtures/golden/` and
 //!   checks it tick by tick; `UPDATE_GOLDEN=1` re-records them and prints what
 //!   changed.
 
+mod fuzz;
 mod provision;
 mod tidy;
 
@@ -43,6 +45,7 @@ fn real_main() -> Result<()> {
             run_demo(&root, demo, &args[2..])
         }
         Some("replay-verify") => replay_verify(&root),
+        Some("fuzz") => fuzz::cli(&root, &args[1..]),
         Some("we") => {
             // `cargo xtask we <args>`: the `we` binary with agents and ORT provisioned.
             prepare(&root)?;
@@ -50,7 +53,7 @@ fn real_main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <test | build-agents | provision-ort | run <demo> | replay-verify | we <args>>"
+                "usage: cargo xtask <test | build-agents | provision-ort | run <demo> | replay-verify | fuzz <target|all|smoke> [--seconds N] | we <args>>"
             );
             bail!("unknown or missing command")
         }

@@ -188,7 +188,9 @@ impl Scenario {
             let field = e
                 .span()
                 .map(|s| {
-                    let line = text[..s.start.min(text.len())].lines().count().max(1);
+                    // 1-based line of the span's start: newlines before it, plus one.
+                    let before = text.get(..s.start).unwrap_or(text);
+                    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
                     format!("line {line}")
                 })
                 .unwrap_or_else(|| "(file)".to_string());
@@ -275,6 +277,10 @@ impl Scenario {
 }
 
 fn decode_hex(hex: &str) -> std::result::Result<Vec<u8>, String> {
+    // A multi-byte character would otherwise be miscounted as digits.
+    if let Some(c) = hex.chars().find(|c| !c.is_ascii()) {
+        return Err(format!("`{c}` is not a hex digit"));
+    }
     let clean: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
     if !clean.len().is_multiple_of(2) {
         return Err("odd number of hex digits".into());

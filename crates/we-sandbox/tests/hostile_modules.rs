@@ -359,7 +359,8 @@ fn wrong_abi_versions_are_refused() {
 
 #[test]
 fn hostile_abi_probes_fault_precisely() {
-    let cases: [(&str, &str, fn(&FaultKind) -> bool); 3] = [
+    type FaultCheck = fn(&FaultKind) -> bool;
+    let cases: [(&str, &str, FaultCheck); 3] = [
         ("unreachable", "trap", |f| {
             matches!(f, FaultKind::Trap { .. })
         }),
