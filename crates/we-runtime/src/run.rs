@@ -609,6 +609,17 @@ impl Runtime {
             ))?;
             let bus = &mut shared.bus;
             let regions = &mut shared.regions;
+            if !init {
+                // An agent whose turn the scheduler deferred keeps its inbox for
+                // its next turn, ahead of anything committed now.
+                for (i, meta) in self.agents.iter().enumerate() {
+                    let i = i as u32;
+                    let ran = pool.result(i).is_some_and(|r| r.ran);
+                    if !ran && meta.fault.is_none() && bus.inbox_len(i) > 0 {
+                        bus.carry_over(i);
+                    }
+                }
+            }
             for i in 0..n {
                 let Some(result) = pool.result(i) else {
                     agent_digests.push(0);
