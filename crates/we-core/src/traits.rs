@@ -323,7 +323,14 @@ pub struct Snapshot {
     pub chain_head: [u8; 32],
     /// The newest log lines, oldest first.
     pub log_tail: Vec<String>,
+    /// Committed shared regions as `(name, bytes)`, ascending by name, for
+    /// observers that draw them (e.g. a grid world); regions larger than
+    /// [`SNAPSHOT_REGION_BYTES_MAX`] are left out.
+    pub regions: Vec<(u32, Vec<u8>)>,
 }
+
+/// Largest region copied into a [`Snapshot`].
+pub const SNAPSHOT_REGION_BYTES_MAX: usize = 256 << 10;
 
 /// Watches the run. `publish` must never block the tick.
 pub trait StateObserver: Send {

@@ -285,6 +285,7 @@ fn copy_snapshot(dst: &mut Snapshot, src: &Snapshot) {
         mailbox_depth_max,
         chain_head,
         log_tail,
+        regions,
     } = src;
     dst.tick = *tick;
     dst.agent_count = *agent_count;
@@ -296,6 +297,7 @@ fn copy_snapshot(dst: &mut Snapshot, src: &Snapshot) {
     dst.mailbox_depth_max = *mailbox_depth_max;
     dst.chain_head = *chain_head;
     dst.log_tail.clone_from(log_tail);
+    dst.regions.clone_from(regions);
 }
 
 type OriginCheck = fn(&Request, Response) -> std::result::Result<Response, ErrorResponse>;

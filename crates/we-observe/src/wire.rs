@@ -98,6 +98,8 @@ impl Frame {
             mailbox_depth_max,
             chain_head,
             log_tail,
+            // Not on the wire yet.
+            regions: _,
         } = snapshot;
         Frame {
             version: WIRE_VERSION,

@@ -172,6 +172,26 @@ impl Regions {
         }
     }
 
+    /// Copies every committed region of at most `max_len` bytes into `out` as
+    /// `(name, bytes)`, ascending by name, reusing `out`'s buffers.
+    pub fn snapshot_into(&self, max_len: usize, out: &mut Vec<(u32, Vec<u8>)>) {
+        let mut k = 0;
+        for (&name, r) in &self.live {
+            if r.committed.len() > max_len {
+                continue;
+            }
+            if k == out.len() {
+                out.push((name, Vec::new()));
+            }
+            let slot = &mut out[k];
+            slot.0 = name;
+            slot.1.clear();
+            slot.1.extend_from_slice(&r.committed);
+            k += 1;
+        }
+        out.truncate(k);
+    }
+
     /// The committed bytes behind a handle, if it is current.
     fn resolve(&self, handle: u32) -> Option<&[u8]> {
         let name = handle & NAME_MAX;

@@ -140,6 +140,7 @@ pub struct Runtime {
     last_record: TickRecord,
     last_fuel: u64,
     last_depth: u32,
+    snapshot_regions: Vec<(u32, Vec<u8>)>,
 }
 
 impl Runtime {
@@ -269,6 +270,7 @@ impl Runtime {
             last_record: TickRecord::default(),
             last_fuel: 0,
             last_depth: 0,
+            snapshot_regions: Vec::new(),
         })
     }
 
@@ -450,8 +452,16 @@ impl Runtime {
             self.last_fuel = fuel;
             self.last_depth = depth;
         }
+        if self.observer.is_some() {
+            let mut regions = std::mem::take(&mut self.snapshot_regions);
+            self.shared
+                .regions
+                .snapshot_into(we_core::SNAPSHOT_REGION_BYTES_MAX, &mut regions);
+            self.snapshot_regions = regions;
+        }
         if let Some(observer) = self.observer.as_mut() {
             let snapshot = Snapshot {
+                regions: self.snapshot_regions.clone(),
                 fuel_last_tick: self.last_fuel,
                 mailbox_depth_max: self.last_depth,
                 tick: t,

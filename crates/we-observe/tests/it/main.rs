@@ -29,6 +29,7 @@ fn snapshot(tick: u64) -> Snapshot {
         mailbox_depth_max: 1,
         chain_head: [tick as u8; 32],
         log_tail: vec![format!("line {tick}")],
+        regions: Vec::new(),
     }
 }
 
