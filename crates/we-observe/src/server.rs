@@ -705,6 +705,7 @@ mod tests {
             mailbox_depth_max: 7,
             chain_head: [8; 32],
             log_tail: vec!["x".into()],
+            regions: vec![(9, vec![1, 2, 3])],
         };
         let mut dst = Snapshot {
             log_tail: vec!["old".into(), "older".into()],

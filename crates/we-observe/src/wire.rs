@@ -160,6 +160,7 @@ mod tests {
             mailbox_depth_max: 2,
             chain_head: [0xab; 32],
             log_tail: vec!["agent 1: hello".into()],
+            regions: Vec::new(),
         };
         let mut frame = Frame::of(&snapshot, 42);
         frame.samples.push(TickSample::of(&snapshot));
