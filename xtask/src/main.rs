@@ -6,13 +6,21 @@
 //!   them to `build/agents/`.
 //! - `provision-ort`: fetches the ONNX Runtime shared library from the PyPI
 //!   `onnxruntime` wheel into `build/onnxruntime/`.
-//! - `run <demo>`: builds what is missing and runs `fixtures/scenarios/<demo>.toml`.
+//! - `run <demo>`: builds what is missing and runs `fixtures/scenarios/<demo>.toml`;
+//!   `run predator-prey [--ui]` also records a trace and verifies it by replay.
+//! - `new-agent <name>`: scaffolds an agent crate in `agents/<name>/` from
+//!   `xtask/templates/agent/`, with passing native tests (docs/guide/).
 //! - `fuzz <target|all|smoke> [--seconds N]`: cargo-fuzz targets (see fuzz/README.md).
+//! - `bench [--quick]`: criterion benches and the reference workloads; writes
+//!   `docs/BENCHMARKS.md` (see `bench.rs`).
 //! - `replay-verify`: re-executes every golden trace in `fixtures/golden/` and
 //!   checks it tick by tick; `UPDATE_GOLDEN=1` re-records them and prints what
 //!   changed.
 
+mod bench;
+mod flagship;
 mod fuzz;
+mod new_agent;
 mod provision;
 mod tidy;
 
@@ -45,6 +53,8 @@ fn real_main() -> Result<()> {
             run_demo(&root, demo, &args[2..])
         }
         Some("replay-verify") => replay_verify(&root),
+        Some("bench") => bench::run(&root, &args[1..]),
+        Some("new-agent") => new_agent::cli(&root, &args[1..]),
         Some("fuzz") => fuzz::cli(&root, &args[1..]),
         Some("we") => {
             // `cargo xtask we <args>`: the `we` binary with agents and ORT provisioned.
@@ -53,7 +63,7 @@ fn real_main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <test | build-agents | provision-ort | run <demo> | replay-verify | fuzz <target|all|smoke> [--seconds N] | we <args>>"
+                "usage: cargo xtask <test | build-agents | provision-ort | run <demo> | new-agent <name> | replay-verify | bench [--quick] | fuzz <target|all|smoke> [--seconds N] | we <args>>"
             );
             bail!("unknown or missing command")
         }
@@ -85,7 +95,11 @@ fn run(mut cmd: Command) -> Result<()> {
 
 /// Builds the guest agents and copies them to `build/agents/`.
 fn build_agents(root: &Path) -> Result<()> {
-    let agents = root.join("agents");
+    // `WE_AGENTS_WORKSPACE` and `WE_AGENTS_DIR` point the build at another
+    // agents workspace and output folder (the guide's test uses a copy).
+    let agents = std::env::var_os("WE_AGENTS_WORKSPACE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("agents"));
     // Reproducible modules: a module's blake3 is recorded in every trace, so the
     // same sources must give the same bytes wherever the checkout lives. Source
     // paths are remapped and symbols stripped (agents/Cargo.toml).
@@ -105,9 +119,17 @@ fn build_agents(root: &Path) -> Result<()> {
         .env_remove("CARGO_TARGET_DIR")
         .env("CARGO_ENCODED_RUSTFLAGS", rustflags.replace(' ', "\x1f"));
     run(cmd)?;
-    let out = root.join("build/agents");
+    let out = std::env::var_os("WE_AGENTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("build/agents"));
     std::fs::create_dir_all(&out)?;
     let built = agents.join("target/wasm32-unknown-unknown/release");
+    // Every agent is signed; the fixture scenarios trust the development key.
+    let key_path = std::env::var_os("WE_SIGNING_KEY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("fixtures/keys/dev.key"));
+    let key = we_sign::SecretKey::load(&key_path)
+        .with_context(|| format!("signing key {}", key_path.display()))?;
     let mut count = 0;
     for entry in std::fs::read_dir(&built).with_context(|| built.display().to_string())? {
         let path = entry?.path();
@@ -117,11 +139,17 @@ fn build_agents(root: &Path) -> Result<()> {
                 .context("file name")?
                 .to_string_lossy()
                 .replace('_', "-");
-            std::fs::copy(&path, out.join(&name))?;
+            let bytes = std::fs::read(&path)?;
+            let signed = we_sign::sign_module(&name, &bytes, &key)?;
+            std::fs::write(out.join(&name), signed)?;
             count += 1;
         }
     }
-    eprintln!("xtask: {count} agents in {}", out.display());
+    eprintln!(
+        "xtask: {count} agents in {}, signed with key {}",
+        out.display(),
+        key.key_id()
+    );
     Ok(())
 }
 
@@ -142,6 +170,9 @@ fn we(root: &Path, args: &[String]) -> Result<()> {
 }
 
 fn run_demo(root: &Path, demo: &str, extra: &[String]) -> Result<()> {
+    if demo == "predator-prey" {
+        return flagship::run(root, extra);
+    }
     let scenario = root.join("fixtures/scenarios").join(format!("{demo}.toml"));
     if !scenario.exists() {
         let mut known = Vec::new();

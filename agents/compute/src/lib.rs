@@ -49,6 +49,11 @@ impl Agent for Compute {
     }
 }
 
+we_agent::capabilities!(
+    "host = tick self_id emit log
+     send = *"
+);
+
 export_agent!(Compute);
 
 #[cfg(test)]

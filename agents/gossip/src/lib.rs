@@ -35,6 +35,11 @@ impl Agent for Gossip {
     }
 }
 
+we_agent::capabilities!(
+    "host = tick self_id emit log
+     topics = 0-15"
+);
+
 export_agent!(Gossip);
 
 #[cfg(test)]

@@ -27,6 +27,11 @@ impl Agent for HostileBigmsg {
     }
 }
 
+we_agent::capabilities!(
+    "host = tick self_id emit log
+     send = *"
+);
+
 export_agent!(HostileBigmsg);
 
 #[cfg(test)]

@@ -30,6 +30,11 @@ impl Agent for HostileFlood {
     }
 }
 
+we_agent::capabilities!(
+    "host = tick self_id emit log
+     send = *"
+);
+
 export_agent!(HostileFlood);
 
 #[cfg(test)]

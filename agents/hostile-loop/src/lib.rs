@@ -30,4 +30,8 @@ impl Agent for HostileLoop {
     }
 }
 
+we_agent::capabilities!(
+    "host = tick self_id emit log"
+);
+
 export_agent!(HostileLoop);

@@ -64,4 +64,8 @@ impl Agent for HostileMembomb {
     }
 }
 
+we_agent::capabilities!(
+    "host = tick self_id emit log"
+);
+
 export_agent!(HostileMembomb);

@@ -73,4 +73,8 @@ impl Agent for HostileOob {
     }
 }
 
+we_agent::capabilities!(
+    "host = tick self_id rand_u64 emit log region_read region_len"
+);
+
 export_agent!(HostileOob);

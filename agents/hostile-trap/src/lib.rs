@@ -81,4 +81,9 @@ impl Agent for HostileTrap {
     }
 }
 
+we_agent::capabilities!(
+    "host = tick self_id emit log
+     send = *"
+);
+
 export_agent!(HostileTrap);

@@ -76,6 +76,11 @@ impl Agent for Infer {
     }
 }
 
+we_agent::capabilities!(
+    "host = tick self_id emit log
+     models = policy"
+);
+
 export_agent!(Infer);
 
 #[cfg(test)]

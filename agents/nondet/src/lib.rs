@@ -47,6 +47,11 @@ impl Agent for Nondet {
     }
 }
 
+we_agent::capabilities!(
+    "host = tick self_id rand_u64 emit log
+     send = *"
+);
+
 export_agent!(Nondet);
 
 #[cfg(test)]

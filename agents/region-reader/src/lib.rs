@@ -36,4 +36,9 @@ impl Agent for RegionReader {
     }
 }
 
+we_agent::capabilities!(
+    "host = tick self_id emit log region_read region_len
+     regions = 7"
+);
+
 export_agent!(RegionReader);

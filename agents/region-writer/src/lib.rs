@@ -31,4 +31,9 @@ impl Agent for RegionWriter {
     }
 }
 
+we_agent::capabilities!(
+    "host = tick self_id emit log
+     regions = 7"
+);
+
 export_agent!(RegionWriter);

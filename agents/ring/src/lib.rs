@@ -45,6 +45,11 @@ impl Agent for Ring {
     }
 }
 
+we_agent::capabilities!(
+    "host = tick self_id emit log
+     send = *"
+);
+
 export_agent!(Ring);
 
 #[cfg(test)]

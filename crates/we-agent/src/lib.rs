@@ -185,6 +185,47 @@ macro_rules! export_agent {
     };
 }
 
+/// Declares what the agent may use: host functions, agents it sends to, topics,
+/// shared regions and models. The runtime denies everything not declared: an
+/// undeclared host import is not linked (the module is refused at load), and an
+/// undeclared send, publish, join, region write or inference request is refused
+/// and counted.
+///
+/// The text is stored in the module's `we.capabilities` custom section, one
+/// `key = values` line per capability (`*` for all; ids and `lo-hi` ranges):
+///
+/// ```
+/// we_agent::capabilities!(
+///     "host = tick self_id emit log
+///      send = *
+///      topics = 1 2 10-19
+///      regions = 7
+///      models = policy"
+/// );
+/// ```
+///
+/// Call it once per agent crate. `we inspect <module.wasm>` prints what a
+/// module declares. On every target the text is also the constant
+/// `WE_CAPABILITIES`, for native tests.
+#[macro_export]
+macro_rules! capabilities {
+    ($text:expr) => {
+        /// This agent's capability declaration (see `we_agent::capabilities!`).
+        pub const WE_CAPABILITIES: &str = $text;
+
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            // SAFETY: `link_section` only places this byte array in a custom
+            // section named `we.capabilities`; nothing reads it through Rust,
+            // and one call per crate gives the section a single definition.
+            #[used]
+            #[unsafe(link_section = "we.capabilities")]
+            static WE_CAPABILITIES_SECTION: [u8; WE_CAPABILITIES.len()] =
+                $crate::__private::text_bytes::<{ WE_CAPABILITIES.len() }>(WE_CAPABILITIES);
+        };
+    };
+}
+
 /// Items the [`export_agent!`] expansion names; not a public API.
 #[doc(hidden)]
 pub mod __private {
@@ -192,6 +233,19 @@ pub mod __private {
 
     /// Compiles only for an [`Agent`](crate::Agent) type.
     pub const fn is_agent<A: crate::Agent>() {}
+
+    /// The bytes of `text` as an array of its exact length (for
+    /// [`capabilities!`](crate::capabilities)).
+    pub const fn text_bytes<const N: usize>(text: &str) -> [u8; N] {
+        let bytes = text.as_bytes();
+        let mut out = [0u8; N];
+        let mut i = 0;
+        while i < N && i < bytes.len() {
+            out[i] = bytes[i];
+            i += 1;
+        }
+        out
+    }
     pub use core::cell::RefCell;
     pub use std::thread_local;
 }

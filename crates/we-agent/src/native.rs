@@ -545,6 +545,11 @@ impl<A: Agent> Harness<A> {
         self.host.regions.insert(region, bytes.to_vec());
     }
 
+    /// Removes a region, so reads of it answer stale (as after its owner faulted).
+    pub fn remove_region(&mut self, region: u32) {
+        self.host.regions.remove(&region);
+    }
+
     /// A region's committed bytes.
     pub fn region(&self, region: u32) -> Option<&[u8]> {
         self.host.regions.get(&region).map(Vec::as_slice)

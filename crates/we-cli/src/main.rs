@@ -68,6 +68,28 @@ enum Command {
         /// address (off unless given; the run never waits on a viewer).
         #[arg(long, value_name = "ADDR")]
         observe: Option<SocketAddr>,
+        /// DEVELOPMENT ONLY: run modules that carry no signature. The summary
+        /// and the trace header say so; a bad or untrusted signature is still
+        /// refused.
+        #[arg(long)]
+        allow_unsigned: bool,
+    },
+    /// Generate an ed25519 key pair: PREFIX.key (secret, 0600) and PREFIX.pub.
+    Keygen {
+        /// Path prefix of the two files.
+        #[arg(long, value_name = "PREFIX")]
+        out: PathBuf,
+    },
+    /// Sign an agent module (appends a `we.signature` custom section).
+    Sign {
+        /// The module (.wasm).
+        module: PathBuf,
+        /// The secret key file (from `we keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// Where to write the signed module (default: in place).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Serve a web page about a live run (`--connect`) or a finished trace (`--trace`).
     Ui {
@@ -86,9 +108,10 @@ enum Command {
         #[command(subcommand)]
         command: ReplayCommand,
     },
-    /// Dump a trace as JSON lines, or summarise it.
+    /// Dump a trace as JSON lines, or summarise it; or describe an agent
+    /// module (.wasm): signature, ABI version, imports, capabilities.
     Inspect {
-        /// The trace file.
+        /// The trace file, or a module.
         trace: PathBuf,
         /// Print the header, tick count and chain head only.
         #[arg(long)]
@@ -123,6 +146,9 @@ enum Command {
         /// Record no trace (tracing is on by default, into a temporary file).
         #[arg(long)]
         no_trace: bool,
+        /// Public key the agents are signed with.
+        #[arg(long, default_value = "fixtures/keys/dev.pub")]
+        trusted_key: PathBuf,
         /// Print JSON (the default and only format).
         #[arg(long)]
         json: bool,
@@ -166,12 +192,21 @@ fn real_main() -> Result<()> {
             quiet,
             json,
             observe,
+            allow_unsigned,
         } => {
             if check_determinism {
-                return cmd_check(&scenario, workers);
+                return cmd_check(&scenario, workers, allow_unsigned);
             }
-            cmd_run(scenario, workers, trace, fsync, quiet, json, observe)
+            let options = RunOptions {
+                workers,
+                log_tail_lines: 256,
+                allow_unsigned,
+                ..RunOptions::default()
+            };
+            cmd_run(scenario, options, trace, fsync, quiet, json, observe)
         }
+        Command::Keygen { out } => cmd_keygen(&out),
+        Command::Sign { module, key, out } => cmd_sign(&module, &key, out.as_deref()),
         Command::Ui {
             connect,
             listen,
@@ -204,6 +239,7 @@ fn real_main() -> Result<()> {
             agents_dir,
             models_dir,
             no_trace,
+            trusted_key,
             json: _,
         } => cmd_bench(
             &workload,
@@ -212,6 +248,7 @@ fn real_main() -> Result<()> {
             workers,
             &agents_dir,
             &models_dir,
+            &trusted_key,
             !no_trace,
         ),
     }
@@ -227,18 +264,13 @@ fn fsync_policy(f: Fsync) -> FsyncPolicy {
 
 fn cmd_run(
     path: PathBuf,
-    workers: Option<usize>,
+    options: RunOptions,
     trace: Option<PathBuf>,
     fsync: Fsync,
     quiet: bool,
     json: bool,
     observe: Option<SocketAddr>,
 ) -> Result<()> {
-    let options = RunOptions {
-        workers,
-        log_tail_lines: 256,
-        ..RunOptions::default()
-    };
     let mut runtime = we_cli::build_from_file(&path, options)?;
     if let Some(trace) = &trace {
         we_cli::record_to(&mut runtime, trace, fsync_policy(fsync))?;
@@ -290,10 +322,10 @@ fn cmd_run(
     Ok(())
 }
 
-fn cmd_check(path: &Path, workers: Option<usize>) -> Result<()> {
+fn cmd_check(path: &Path, workers: Option<usize>, allow_unsigned: bool) -> Result<()> {
     let scenario = Scenario::load(path)?;
     let w = workers.unwrap_or(2).max(2);
-    let ticks = we_cli::check_determinism(&scenario, w)?;
+    let ticks = we_cli::check_determinism(&scenario, w, allow_unsigned)?;
     println!("deterministic: {ticks} ticks identical with 1 and {w} workers");
     Ok(())
 }
@@ -343,7 +375,89 @@ fn parse_ticks(text: &str) -> Result<std::ops::RangeInclusive<u64>> {
     })
 }
 
+fn cmd_keygen(prefix: &Path) -> Result<()> {
+    let (secret, public) = we_sign::generate_keypair()?;
+    let with_ext = |ext: &str| {
+        let mut p = prefix.as_os_str().to_owned();
+        p.push(ext);
+        PathBuf::from(p)
+    };
+    let (key, pub_path) = (with_ext(".key"), with_ext(".pub"));
+    secret.save(&key)?;
+    public.save(&pub_path)?;
+    println!("key id       {}", public.key_id());
+    println!("secret key   {} (keep it private)", key.display());
+    println!(
+        "public key   {} (list it in [security] trusted_keys)",
+        pub_path.display()
+    );
+    Ok(())
+}
+
+fn cmd_sign(module: &Path, key: &Path, out: Option<&Path>) -> Result<()> {
+    let secret = we_sign::SecretKey::load(key)?;
+    let bytes =
+        std::fs::read(module).with_context(|| format!("reading module {}", module.display()))?;
+    let signed = we_sign::sign_module(&module.display().to_string(), &bytes, &secret)?;
+    let dest = out.unwrap_or(module);
+    std::fs::write(dest, &signed).with_context(|| format!("writing {}", dest.display()))?;
+    println!(
+        "signed       {} with key {} ({} bytes)",
+        dest.display(),
+        secret.key_id(),
+        signed.len()
+    );
+    Ok(())
+}
+
+/// `we inspect module.wasm`: what the module is and declares.
+fn cmd_inspect_module(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path.display().to_string();
+    println!("module       {name}");
+    println!("bytes        {}", bytes.len());
+    println!("blake3       {}", hex(blake3::hash(bytes).as_bytes()));
+    let code = match we_sign::signature_key_id(&name, bytes)? {
+        Some(id) => {
+            println!(
+                "signature    key {id} (verified against the scenario's trusted keys at run time)"
+            );
+            &bytes[..bytes.len() - we_sign::module::SECTION_LEN]
+        }
+        None => {
+            println!("signature    none (refused unless a run passes --allow-unsigned)");
+            bytes
+        }
+    };
+    println!(
+        "runtime ABI  {}..={}",
+        we_abi::ABI_VERSION_MIN,
+        we_abi::ABI_VERSION_MAX
+    );
+    let mut sandbox = we_sandbox::Sandbox::new(we_sandbox::SandboxConfig::default());
+    match sandbox.load_module(&name, code) {
+        Ok(m) => {
+            use we_core::AgentHost;
+            if let Some(info) = sandbox.module_info(m) {
+                println!("module ABI   {}", info.abi_version);
+                println!("imports      {}", info.imports.join(" "));
+                println!("capabilities");
+                for line in info.capabilities.to_string().lines() {
+                    println!("  {line}");
+                }
+            }
+            println!("loads        yes");
+        }
+        Err(e) => println!("loads        no: {e}"),
+    }
+    Ok(())
+}
+
 fn cmd_inspect(trace: &Path, summary: bool, ticks: Option<&str>, agents: Vec<u32>) -> Result<()> {
+    if let Ok(bytes) = std::fs::read(trace)
+        && bytes.starts_with(b"\0asm")
+    {
+        return cmd_inspect_module(trace, &bytes);
+    }
     let mut reader =
         TraceReader::open(trace).with_context(|| format!("opening trace {}", trace.display()))?;
     if summary {
@@ -395,11 +509,25 @@ fn summary_json(s: &RunSummary, p50: f64, p99: f64) -> serde_json::Value {
         "p99_ms": p99,
         "digest": hex(&s.workload_digest),
         "chain_head": hex(&s.chain_head),
+        "capability_refusals": s.capability_refusals,
+        "injected": s.injected,
+        "restarts": s.restarts,
+        "dead_letters": s.dead_letters,
+        "unsigned_modules": s.unsigned_modules,
     })
 }
 
 fn print_summary(path: &Path, s: &RunSummary, p50: f64, p99: f64) {
+    if !s.unsigned_modules.is_empty() {
+        println!(
+            "WARNING      UNSIGNED MODULES ALLOWED (--allow-unsigned, development only): {}",
+            s.unsigned_modules.join(", ")
+        );
+    }
     println!("scenario     {}", path.display());
+    for (module, key) in &s.signed_modules {
+        println!("signed       {module} by key {key}");
+    }
     println!("ticks        {}", s.ticks);
     println!("agents       {}", s.agents);
     println!("workers      {}", s.workers);
@@ -430,6 +558,26 @@ fn print_summary(path: &Path, s: &RunSummary, p50: f64, p99: f64) {
             println!("  ... {} more", s.faults.len() - 20);
         }
     }
+    if s.capability_refusals > 0 {
+        println!(
+            "capabilities {} effects refused (not declared by their module)",
+            s.capability_refusals
+        );
+    }
+    if !s.injected.is_empty() {
+        let by_kind: Vec<String> = s
+            .injected
+            .iter()
+            .map(|(k, n)| format!("{k}: {n}"))
+            .collect();
+        println!("injected     {}", by_kind.join(", "));
+    }
+    if s.restarts > 0 || s.dead_letters > 0 {
+        println!(
+            "supervision  {} restarts, {} dead letters",
+            s.restarts, s.dead_letters
+        );
+    }
     println!(
         "speed        {:.1} ticks/s, {:.0} messages/s, tick p50 {p50:.3} ms, p99 {p99:.3} ms",
         s.ticks as f64 / s.wall_s.max(1e-9),
@@ -456,6 +604,7 @@ fn cmd_bench(
     workers: usize,
     dir: &Path,
     models: &Path,
+    key: &Path,
     trace: bool,
 ) -> Result<()> {
     let module = match workload {
@@ -468,8 +617,10 @@ fn cmd_bench(
             module.display()
         )
     })?;
+    let key = std::fs::canonicalize(key)
+        .with_context(|| format!("trusted key {} (--trusted-key)", key.display()))?;
     let mut text = format!(
-        "seed = 0\nticks = {ticks}\n[limits]\nmailbox_capacity = {cap}\n",
+        "seed = 0\nticks = {ticks}\n[limits]\nmailbox_capacity = {cap}\n[security]\ntrusted_keys = [{key:?}]\n",
         cap = agents.max(4096),
     );
     if workload == "infer" {

@@ -222,11 +222,19 @@ pub fn verify_trace(
         Some(s) => s,
         None => recorded_scenario(&reader, trace, modules_dir)?,
     };
+    // A run recorded with unsigned modules replays under the same allowance
+    // (its header says so); signatures are otherwise checked as in the run.
+    let allow_unsigned = reader
+        .header()
+        .notes
+        .iter()
+        .any(|n| n.starts_with("security=UNSIGNED"));
     let mut runtime = match mode {
         InferenceMode::Recompute => build(
             scenario,
             RunOptions {
                 workers,
+                allow_unsigned,
                 ..RunOptions::default()
             },
         )?,
@@ -247,6 +255,7 @@ pub fn verify_trace(
                 Box::new(sandbox),
                 RunOptions {
                     workers,
+                    allow_unsigned,
                     ..RunOptions::default()
                 },
             )?;
@@ -308,13 +317,14 @@ pub fn verify_trace(
 /// Runs the scenario twice, with 1 worker and with `workers`, and compares the
 /// chain after every tick; `Ok(ticks)` when identical, else the first
 /// divergent tick in the error.
-pub fn check_determinism(scenario: &Scenario, workers: usize) -> Result<u64> {
+pub fn check_determinism(scenario: &Scenario, workers: usize, allow_unsigned: bool) -> Result<u64> {
     let mut runs = Vec::new();
     for w in [1, workers.max(2)] {
         let mut runtime = build(
             scenario.clone(),
             RunOptions {
                 workers: Some(w),
+                allow_unsigned,
                 ..RunOptions::default()
             },
         )?;

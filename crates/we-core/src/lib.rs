@@ -5,11 +5,15 @@
 //! plain data and pure functions, so every other crate can depend on it and a
 //! test can build any value by hand.
 
+mod caps;
 mod error;
 mod id;
 mod task;
 mod traits;
 
+pub use caps::{
+    CAPABILITIES_BYTES_MAX, CAPABILITIES_SECTION, Capabilities, CapabilityError, IdScope, NameScope,
+};
 pub use error::{Error, Result};
 pub use id::{AgentId, GenerationTable, Tick};
 pub use task::{Task, TaskId, TaskKind};

@@ -191,6 +191,8 @@ pub struct ModuleInfo {
     pub abi_version: u32,
     /// Imports the module uses, as `module.name`.
     pub imports: Vec<String>,
+    /// What the module declares it may use.
+    pub capabilities: crate::Capabilities,
 }
 
 /// Something that loads agent modules and makes instances of them.
@@ -288,6 +290,10 @@ pub struct TickRecord {
     pub inference: Vec<InferenceResult>,
     /// External inputs that became tasks in this tick.
     pub inputs: Vec<Vec<u8>>,
+    /// Runtime events of the tick, in order: injected faults (dropped,
+    /// delayed, duplicated messages, failed model loads) and supervision
+    /// (stops, restarts, group restarts), as canonical text.
+    pub events: Vec<String>,
 }
 
 /// Receives the trace of a run.

@@ -11,7 +11,7 @@
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group};
 use ort::value::TensorRef;
@@ -116,7 +116,6 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("policy_1000");
     g.throughput(Throughput::Elements(N as u64));
     g.sample_size(20);
-    g.measurement_time(Duration::from_secs(4));
     g.bench_function("raw_session_run_batch_1000", |b| {
         b.iter(|| black_box(raw_run(&mut raw, &obs, N)))
     });

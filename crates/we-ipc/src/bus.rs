@@ -333,6 +333,26 @@ impl Bus {
         out
     }
 
+    /// Commits one copy of a publish to `topic` for `receiver` alone (the
+    /// runtime's fault injection expands a publish itself to drop, delay or
+    /// duplicate single copies).
+    pub fn commit_topic_copy(
+        &mut self,
+        sender: u32,
+        receiver: u32,
+        topic: u32,
+        payload: &[u8],
+    ) -> Result<(), Refusal> {
+        let header = MessageHeader {
+            sender,
+            kind: msg_kind::TOPIC,
+            flags: 0,
+            channel: topic,
+            len: payload.len() as u32,
+        };
+        self.put(header, receiver, payload)
+    }
+
     /// Commits a message from the runtime or the inference service
     /// (`sender` is `we_abi::SENDER_RUNTIME` or `SENDER_INFERENCE`), of we-abi
     /// message `kind`, with `channel` (the request tag for inference).
@@ -388,6 +408,29 @@ impl Bus {
         };
         if let Ok(at) = joined.binary_search(&topic) {
             joined.remove(at);
+            self.pending.push(SubChange::Leave { agent, topic });
+        }
+    }
+
+    /// Drops the messages committed to `agent` for the next tick (its
+    /// generation died); returns how many, for the caller to count.
+    pub fn discard_next(&mut self, agent: u32) -> u32 {
+        let Some(next) = self.next.inboxes.get_mut(agent as usize) else {
+            return 0;
+        };
+        let n = next.count;
+        next.count = 0;
+        next.bytes.clear();
+        n
+    }
+
+    /// Unsubscribes `agent` from every topic, applied at [`Bus::flip`] (a dead
+    /// generation's subscriptions are not inherited by a restarted one).
+    pub fn leave_all(&mut self, agent: u32) {
+        let Some(joined) = self.joined.get_mut(agent as usize) else {
+            return;
+        };
+        for topic in joined.drain(..) {
             self.pending.push(SubChange::Leave { agent, topic });
         }
     }

@@ -21,7 +21,7 @@ pub mod triple;
 pub mod wire;
 
 pub use server::{ObserveConfig, ObserverStats, StatsHandle, WsObserver};
-pub use wire::{Fault, Frame, TickSample, WIRE_VERSION};
+pub use wire::{Fault, Frame, GRID_CELLS_MAX, Grid, TickSample, WIRE_VERSION};
 
 use std::net::SocketAddr;
 

@@ -52,6 +52,48 @@ pub struct Fault {
     pub detail: String,
 }
 
+/// Largest grid put on the wire, in cells.
+pub const GRID_CELLS_MAX: usize = 1 << 16;
+
+/// A grid drawn from a shared region: any committed region whose bytes start
+/// with the magic `GRID`, then width `u16`, height `u16` and the offset of the
+/// cells `u32` (little-endian); one byte per cell, row-major. The
+/// predator-prey world writes one (`agents/gridworld`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grid {
+    /// The region's name.
+    pub region: u32,
+    /// Columns.
+    pub width: u16,
+    /// Rows.
+    pub height: u16,
+    /// The cells, one byte each, as lower-case hex.
+    pub cells: String,
+}
+
+impl Grid {
+    /// The grid in `bytes`, if they hold one.
+    pub fn of(region: u32, bytes: &[u8]) -> Option<Grid> {
+        if bytes.get(..4)? != b"GRID" {
+            return None;
+        }
+        let width = u16::from_le_bytes(bytes.get(4..6)?.try_into().ok()?);
+        let height = u16::from_le_bytes(bytes.get(6..8)?.try_into().ok()?);
+        let offset = u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?) as usize;
+        let n = usize::from(width) * usize::from(height);
+        if n == 0 || n > GRID_CELLS_MAX {
+            return None;
+        }
+        let cells = bytes.get(offset..offset.checked_add(n)?)?;
+        Some(Grid {
+            region,
+            width,
+            height,
+            cells: hex(cells),
+        })
+    }
+}
+
 /// One streamed message.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Frame {
@@ -82,6 +124,9 @@ pub struct Frame {
     /// Per-tick samples newer than the previous message's (on a client's first
     /// message: the recent history), in tick order.
     pub samples: Vec<TickSample>,
+    /// Grids held in committed shared regions ([`Grid`]), by region name.
+    #[serde(default)]
+    pub grids: Vec<Grid>,
 }
 
 impl Frame {
@@ -98,8 +143,7 @@ impl Frame {
             mailbox_depth_max,
             chain_head,
             log_tail,
-            // Not on the wire yet.
-            regions: _,
+            regions,
         } = snapshot;
         Frame {
             version: WIRE_VERSION,
@@ -122,6 +166,10 @@ impl Frame {
             chain_head: hex(chain_head),
             log_tail: log_tail.clone(),
             samples: Vec::new(),
+            grids: regions
+                .iter()
+                .filter_map(|(name, bytes)| Grid::of(*name, bytes))
+                .collect(),
         }
     }
 }
@@ -170,6 +218,31 @@ mod tests {
         let text = serde_json::to_string(&frame).unwrap();
         let back: Frame = serde_json::from_str(&text).unwrap();
         assert_eq!(back, frame);
+    }
+
+    #[test]
+    fn a_grid_region_goes_on_the_wire() {
+        let mut bytes = b"GRID".to_vec();
+        bytes.extend_from_slice(&3u16.to_le_bytes());
+        bytes.extend_from_slice(&2u16.to_le_bytes());
+        bytes.extend_from_slice(&16u32.to_le_bytes());
+        bytes.extend_from_slice(&[9; 4]);
+        bytes.extend_from_slice(&[0, 1, 2, 0, 2, 1, 7]);
+        let snapshot = Snapshot {
+            regions: vec![(1, bytes), (2, b"not a grid".to_vec())],
+            ..Snapshot::default()
+        };
+        let frame = Frame::of(&snapshot, 1);
+        assert_eq!(
+            frame.grids,
+            vec![Grid {
+                region: 1,
+                width: 3,
+                height: 2,
+                cells: "000102000201".into()
+            }]
+        );
+        assert_eq!(Grid::of(3, b"GRID"), None);
     }
 
     #[test]

@@ -54,7 +54,6 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("trace_10k_agents");
     group.throughput(Throughput::Bytes(frame_bytes));
     group.sample_size(30);
-    group.measurement_time(Duration::from_secs(4));
 
     group.bench_function(BenchmarkId::new("blake3_baseline", body.len()), |b| {
         b.iter(|| blake3::hash(black_box(&body)))

@@ -39,6 +39,7 @@ const MIN_NOTE: usize = 4;
 const MIN_FAULT: usize = 4 + 4 + 1;
 const MIN_INFERENCE: usize = 4 + 4 + 4 + 1 + 4;
 const MIN_INPUT: usize = 4;
+const MIN_EVENT: usize = 4;
 
 /// What a fault kind carries after its tag.
 enum FaultPayload<'a> {
@@ -95,6 +96,9 @@ pub fn encoded_record_body_len(record: &TickRecord) -> Result<u64> {
     }
     for input in &record.inputs {
         len += MIN_INPUT as u64 + input.len() as u64;
+    }
+    for event in &record.events {
+        len += MIN_EVENT as u64 + event.len() as u64;
     }
     Ok(len)
 }
@@ -164,6 +168,11 @@ pub fn encode_record_body(record: &TickRecord, out: &mut Vec<u8>) -> Result<()> 
     put_u32(out, record.inputs.len() as u32);
     for input in &record.inputs {
         put_bytes(out, input);
+    }
+
+    put_u32(out, record.events.len() as u32);
+    for event in &record.events {
+        put_bytes(out, event.as_bytes());
     }
     Ok(())
 }
@@ -260,6 +269,12 @@ pub(crate) fn decode_record_prefix(c: &mut Cursor<'_>) -> Result<TickRecord, Dec
         inputs.push(c.bytes("external input")?.to_vec());
     }
 
+    let n = c.count(MIN_EVENT, "event count")?;
+    let mut events = Vec::with_capacity(n);
+    for _ in 0..n {
+        events.push(c.string("event")?);
+    }
+
     Ok(TickRecord {
         tick,
         effects_digest,
@@ -269,6 +284,7 @@ pub(crate) fn decode_record_prefix(c: &mut Cursor<'_>) -> Result<TickRecord, Dec
         faults,
         inference,
         inputs,
+        events,
     })
 }
 

@@ -144,6 +144,7 @@ fn tick_line<'a>(
             .map(inference_line)
             .collect(),
         inputs: record.inputs.iter().map(|i| hex(i)).collect(),
+        events: &record.events,
     }
 }
 
@@ -267,6 +268,7 @@ struct TickLine<'a> {
     faults: Vec<FaultLine>,
     inference: Vec<InferenceLine<'a>>,
     inputs: Vec<String>,
+    events: &'a [String],
 }
 
 #[derive(Serialize)]

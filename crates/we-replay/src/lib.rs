@@ -10,7 +10,7 @@
 //! crates see [`we_core::TraceSink`], [`TraceReader`] and the pure functions
 //! below, never the bytes.
 //!
-//! # Format, version 1
+//! # Format, version 2
 //!
 //! All integers are little-endian. `FORMAT.md` beside `Cargo.toml` holds the
 //! same description with every field of the bodies.
@@ -92,13 +92,13 @@ pub use writer::{FsyncPolicy, TraceWriter};
 /// The eight bytes every trace starts with.
 pub const MAGIC: [u8; 8] = *b"WETRACE\0";
 /// The format version this crate writes and the only one it reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Largest header body accepted (64 MiB); the header holds the scenario file.
 pub const MAX_HEADER_BODY_LEN: u32 = 64 << 20;
 /// Largest record body accepted (256 MiB).
 pub const MAX_RECORD_BODY_LEN: u32 = 256 << 20;
-/// Smallest possible record body: the fixed fields and four empty lists.
-pub const MIN_RECORD_BODY_LEN: u32 = 96;
+/// Smallest possible record body: the fixed fields and five empty lists.
+pub const MIN_RECORD_BODY_LEN: u32 = 100;
 /// Bytes before the header body: magic, version, header body length.
 pub const FILE_PREFIX_LEN: u64 = 16;
 /// Length of a blake3 hash, of the header hash and of every chain value.

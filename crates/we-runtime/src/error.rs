@@ -69,6 +69,18 @@ pub enum Error {
         /// The agent's actual effects in that tick, one per line.
         actual_effects: String,
     },
+    /// A trusted key file named by `[security] trusted_keys` is unusable.
+    #[error("[security] trusted_keys: {0}")]
+    TrustedKeys(String),
+    /// A supervisor reached its restart limit with `on_limit = "abort"` or
+    /// exhausted its group restarts: the run stops after recording the tick.
+    #[error("supervision gave up at tick {tick}: {reason}")]
+    Supervision {
+        /// The tick of the fault.
+        tick: u64,
+        /// Which agent and group, and which limit.
+        reason: String,
+    },
     /// An internal invariant did not hold; this is a bug in the runtime.
     #[error("internal error: {0}")]
     Internal(&'static str),

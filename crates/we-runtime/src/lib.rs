@@ -14,10 +14,12 @@
 //! anything. Wall time is measured only for reports (`TickTimes`).
 
 mod error;
+pub mod faults;
 mod pool;
 mod regions;
 mod run;
 pub mod scenario;
+pub mod supervise;
 
 pub use error::{Error, Result};
 pub use run::{RunOptions, RunSummary, Runtime, TickTimes, workload_digest_update};

@@ -38,13 +38,24 @@ pub(crate) struct Shared {
     pub bus: Bus,
     /// Shared regions, committed versions readable during the tick.
     pub regions: Regions,
-    /// Per agent: whether it runs this tick.
-    pub run: Vec<bool>,
+    /// Per agent: what it does in this phase ([`RUN_SKIP`], [`RUN_STEP`],
+    /// [`RUN_RESTART`]).
+    pub run: Vec<u8>,
+    /// Per agent: its current generation (a restart instantiates this one).
+    pub generations: Vec<u32>,
     pub fuel_per_call: u64,
     /// Test-only timing perturbation: workers sleep up to this many microseconds
     /// before each agent.
     pub perturb_us: u32,
 }
+
+/// The agent does nothing this phase.
+pub(crate) const RUN_SKIP: u8 = 0;
+/// The agent runs the phase's export (in a tick: receive, then step).
+pub(crate) const RUN_STEP: u8 = 1;
+/// The agent is replaced by a fresh instance at its new generation, which runs
+/// `agent_init` (a supervised restart; ticks only).
+pub(crate) const RUN_RESTART: u8 = 2;
 
 /// The result of one agent in one phase.
 #[derive(Debug, Default)]
@@ -70,6 +81,8 @@ pub(crate) enum Phase {
 
 /// The agents of one worker.
 struct Partition {
+    host: Arc<dyn AgentHost>,
+    seed: u64,
     specs: Vec<AgentSpec>,
     instances: Vec<Option<Box<dyn AgentInstance>>>,
     scratch: Vec<u8>,
@@ -77,7 +90,7 @@ struct Partition {
 }
 
 impl Partition {
-    fn new(host: &dyn AgentHost, specs: Vec<AgentSpec>, seed: u64) -> Result<Self> {
+    fn new(host: Arc<dyn AgentHost>, specs: Vec<AgentSpec>, seed: u64) -> Result<Self> {
         let mut instances = Vec::with_capacity(specs.len());
         for spec in &specs {
             let instance =
@@ -89,6 +102,8 @@ impl Partition {
             instances.push(Some(instance));
         }
         Ok(Self {
+            host,
+            seed,
             specs,
             instances,
             scratch: Vec::new(),
@@ -100,18 +115,39 @@ impl Partition {
         batch
             .results
             .resize_with(self.specs.len(), AgentResult::default);
-        for (j, spec) in self.specs.iter().enumerate() {
+        for j in 0..self.specs.len() {
             let result = &mut batch.results[j];
             result.emitted.clear();
             result.fault = None;
             result.ran = false;
+            let index = self.specs[j].id.index as usize;
+            let flag = shared.run.get(index).copied().unwrap_or(RUN_SKIP);
+            let mut phase = phase;
+            if phase != Phase::Init && flag == RUN_SKIP {
+                continue;
+            }
+            if phase == Phase::Tick && flag == RUN_RESTART {
+                // A fresh instance at the new generation runs `agent_init`.
+                let generation = shared.generations.get(index).copied().unwrap_or(0);
+                let spec = &mut self.specs[j];
+                spec.id.generation = generation;
+                self.instances[j] = None;
+                match self.host.instantiate(spec.module, spec.id, self.seed) {
+                    Ok(instance) => self.instances[j] = Some(instance),
+                    Err(e) => {
+                        result.ran = true;
+                        result.fault = Some(FaultKind::Trap {
+                            code: format!("restart failed: {e}"),
+                        });
+                        continue;
+                    }
+                }
+                phase = Phase::Init;
+            }
+            let spec = &self.specs[j];
             let Some(instance) = self.instances[j].as_mut() else {
                 continue;
             };
-            let index = spec.id.index as usize;
-            if phase == Phase::Tick && !shared.run.get(index).copied().unwrap_or(false) {
-                continue;
-            }
             if shared.perturb_us > 0 {
                 // xorshift: deliberately not seeded from anything in the trace,
                 // so it perturbs only timing.
@@ -227,7 +263,7 @@ impl Pool {
             parts[spec.id.index as usize % width].push(spec.clone());
         }
         if width == 1 {
-            let part = Partition::new(host.as_ref(), parts.remove(0), seed)?;
+            let part = Partition::new(host, parts.remove(0), seed)?;
             return Ok(Self {
                 inline: Some(part),
                 workers: Vec::new(),
@@ -245,7 +281,7 @@ impl Pool {
             let handle = std::thread::Builder::new()
                 .name(format!("we-worker-{k}"))
                 .spawn(move || {
-                    let mut part = match Partition::new(host.as_ref(), part_specs, seed) {
+                    let mut part = match Partition::new(host, part_specs, seed) {
                         Ok(p) => {
                             let _ = ready_tx.send(Ok(()));
                             p

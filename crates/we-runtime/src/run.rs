@@ -1,15 +1,18 @@
 //! The tick loop: schedule, run on the pool, commit in agent order, digest, trace.
 
-use crate::pool::{AgentSpec, Phase, Pool, Shared};
+use crate::faults::{Fate, Injector};
+use crate::pool::{AgentSpec, Phase, Pool, RUN_RESTART, RUN_SKIP, RUN_STEP, Shared};
+use crate::supervise::{Decision, Supervisor};
 use crate::regions::Regions;
 use crate::scenario::{PolicyName, Scenario};
 use crate::{Error, Result};
 use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 use we_abi::{EffectHeader, Records, msg_kind, op, tensor};
 use we_core::{
-    AgentHost, AgentId, Divergence, FaultKind, InferenceBackend, InferenceRequest, Snapshot,
+    AgentHost, AgentId, Capabilities, Divergence, FaultKind, InferenceBackend, InferenceRequest, Snapshot,
     StateObserver, Task, TaskId, TaskKind, Tick, TickRecord, TraceHeader, TraceSink,
 };
 use we_ipc::{Bus, BusConfig};
@@ -26,6 +29,9 @@ pub struct RunOptions {
     pub perturb_us: u32,
     /// Keep this many recent log lines in memory.
     pub log_tail_lines: usize,
+    /// Development only: run modules that carry no signature. The run summary
+    /// and the trace header say so.
+    pub allow_unsigned: bool,
 }
 
 /// Wall time of each tick, for reports only.
@@ -81,6 +87,19 @@ pub struct RunSummary {
     pub inference_provider: String,
     /// Region effects refused (non-owner writes, bad ranges, limits).
     pub region_refusals: u64,
+    /// Effects refused because the module does not declare the capability.
+    pub capability_refusals: u64,
+    /// Modules that ran without a signature (allowed for development).
+    pub unsigned_modules: Vec<String>,
+    /// Signed modules and the id of the trusted key that signed each.
+    pub signed_modules: Vec<(String, String)>,
+    /// Injected faults by kind: `trap`, `drop`, `delay`, `duplicate`, `model`.
+    pub injected: BTreeMap<String, u64>,
+    /// Supervised restarts (agents restarted, group restarts included).
+    pub restarts: u64,
+    /// Messages addressed to a dead generation: left unread in a faulted
+    /// agent's inbox, or sent to it while it was down.
+    pub dead_letters: u64,
 }
 
 /// Advances a workload digest: `blake3(prev || bytes)`, where `bytes` is the
@@ -105,6 +124,10 @@ fn agent_digest(index: u32, bytes: &[u8]) -> u64 {
 
 struct AgentMeta {
     id: AgentId,
+    /// Stopped by its supervisor (a group restart) without a fault of its own.
+    stopped: bool,
+    /// Index of its `[[agents]]` group.
+    group: usize,
     priority: u8,
     fault: Option<(u64, FaultKind)>,
     queued: bool,
@@ -113,7 +136,6 @@ struct AgentMeta {
 /// A prepared run: modules loaded, agents instantiated on their workers.
 pub struct Runtime {
     scenario: Scenario,
-    host: Arc<dyn AgentHost>,
     agents: Vec<AgentMeta>,
     pool: Pool,
     shared: Arc<Shared>,
@@ -124,8 +146,8 @@ pub struct Runtime {
     inference: Option<Box<dyn InferenceBackend>>,
     observer: Option<Box<dyn StateObserver>>,
     argmax_models: Vec<String>,
-    /// Module index of each agent group.
-    group_modules: Vec<usize>,
+    /// Capabilities each group's module declares.
+    group_caps: Vec<Capabilities>,
     header_notes: Vec<String>,
     next_tick: u64,
     started: bool,
@@ -141,6 +163,25 @@ pub struct Runtime {
     last_fuel: u64,
     last_depth: u32,
     snapshot_regions: Vec<(u32, Vec<u8>)>,
+    /// blake3 of each group's module file, as recorded in the trace header.
+    group_file_hashes: Vec<[u8; 32]>,
+    injector: Injector,
+    supervisor: Supervisor,
+    /// Agents to restart, by tick.
+    restarts_due: BTreeMap<u64, Vec<u32>>,
+    /// Message copies held back by a delay fault, by the tick of their commit:
+    /// `(sender, receiver, topic, payload)`.
+    delayed: BTreeMap<u64, Vec<(u32, u32, Option<u32>, Vec<u8>)>>,
+    /// Events of the coming commit decided before it (restarts at schedule).
+    pending_events: Vec<String>,
+    /// Set when a supervisor gives up; returned after the tick is recorded.
+    abort: Option<Error>,
+}
+
+impl AgentMeta {
+    fn alive(&self) -> bool {
+        self.fault.is_none() && !self.stopped
+    }
 }
 
 impl Runtime {
@@ -154,6 +195,17 @@ impl Runtime {
         let mut agents = Vec::with_capacity(specs.capacity());
         let mut index = 0u32;
         let mut group_modules = Vec::with_capacity(scenario.agents.len());
+        let mut group_file_hashes = Vec::with_capacity(scenario.agents.len());
+        let key_paths: Vec<PathBuf> = scenario
+            .security
+            .trusted_keys
+            .iter()
+            .map(|k| scenario.base_dir.join(k))
+            .collect();
+        let trusted = we_sign::load_trusted_keys(&key_paths)
+            .map_err(|e| Error::TrustedKeys(e.to_string()))?;
+        let mut unsigned_modules = Vec::new();
+        let mut signed_modules = Vec::new();
         for (g, group) in scenario.agents.iter().enumerate() {
             let path = scenario
                 .module_path(g)
@@ -164,10 +216,24 @@ impl Runtime {
                 reason,
             };
             let bytes = std::fs::read(&path).map_err(|e| module_err(e.to_string()))?;
-            let module = host
-                .load(&path.display().to_string(), &bytes)
+            let shown = path.display().to_string();
+            // The signature is checked before anything is compiled; the
+            // compiler gets exactly the bytes that were signed.
+            let verdict = we_sign::check_module(&shown, &bytes, &trusted, options.allow_unsigned)
                 .map_err(|e| module_err(e.to_string()))?;
+            let code = match verdict {
+                we_sign::Verdict::Signed(v) => {
+                    signed_modules.push((group.module.display().to_string(), v.key_id.to_string()));
+                    v.module
+                }
+                we_sign::Verdict::UnsignedAllowed => {
+                    unsigned_modules.push(group.module.display().to_string());
+                    &bytes[..]
+                }
+            };
+            let module = host.load(&shown, code).map_err(|e| module_err(e.to_string()))?;
             group_modules.push(module);
+            group_file_hashes.push(*blake3::hash(&bytes).as_bytes());
             let config: Arc<[u8]> = scenario.config_bytes(g).into();
             for k in 0..group.count {
                 let id = AgentId::new(index);
@@ -179,6 +245,8 @@ impl Runtime {
                 });
                 agents.push(AgentMeta {
                     id,
+                    stopped: false,
+                    group: g,
                     priority: group.priority,
                     fault: None,
                     queued: false,
@@ -187,6 +255,23 @@ impl Runtime {
             }
         }
         let agent_count = index;
+        let scenario_error = |(field, problem): (String, String)| Error::Scenario {
+            file: scenario.base_dir.display().to_string(),
+            field,
+            problem,
+        };
+        let injector = Injector::new(&scenario.faults, scenario.seed).map_err(scenario_error)?;
+        let group_names: Vec<String> = scenario.agents.iter().map(|g| g.name.clone()).collect();
+        let supervisor = Supervisor::new(&scenario.supervision, &group_names, agent_count)
+            .map_err(scenario_error)?;
+        let group_caps = group_modules
+            .iter()
+            .map(|&m| {
+                host.module_info(m)
+                    .map(|info| info.capabilities.clone())
+                    .unwrap_or_default()
+            })
+            .collect();
         let host: Arc<dyn AgentHost> = Arc::from(host);
         let workers = options
             .workers
@@ -223,7 +308,8 @@ impl Runtime {
             agent_count,
             bus,
             regions: Regions::new(limits.region_bytes_max, limits.regions_max),
-            run: vec![false; agent_count as usize],
+            run: vec![RUN_SKIP; agent_count as usize],
+            generations: vec![0; agent_count as usize],
             fuel_per_call: limits.fuel_per_call,
             perturb_us: options.perturb_us,
         });
@@ -242,10 +328,11 @@ impl Runtime {
             summary: RunSummary {
                 agents: agent_count,
                 workers,
+                unsigned_modules,
+                signed_modules,
                 ..RunSummary::default()
             },
             scenario,
-            host,
             agents,
             pool,
             shared,
@@ -256,7 +343,7 @@ impl Runtime {
             inference: None,
             observer: None,
             argmax_models,
-            group_modules,
+            group_caps,
             header_notes: Vec::new(),
             next_tick: 0,
             started: false,
@@ -271,6 +358,13 @@ impl Runtime {
             last_fuel: 0,
             last_depth: 0,
             snapshot_regions: Vec::new(),
+            group_file_hashes,
+            injector,
+            supervisor,
+            restarts_due: BTreeMap::new(),
+            delayed: BTreeMap::new(),
+            pending_events: Vec::new(),
+            abort: None,
         })
     }
 
@@ -358,6 +452,15 @@ impl Runtime {
             notes.push(format!("inference_provider={kind}"));
             self.summary.inference_provider = described;
         }
+        if !self.summary.unsigned_modules.is_empty() {
+            notes.push(format!(
+                "security=UNSIGNED MODULES ALLOWED (development): {}",
+                self.summary.unsigned_modules.join(", ")
+            ));
+        }
+        for (module, key) in &self.summary.signed_modules {
+            notes.push(format!("signed_by={module}:{key}"));
+        }
         notes.append(&mut self.header_notes);
         if let Some(sink) = self.trace.as_mut() {
             // Modules are named as the scenario writes them, so the header (and
@@ -366,12 +469,8 @@ impl Runtime {
                 .scenario
                 .agents
                 .iter()
-                .zip(&self.group_modules)
-                .filter_map(|(g, &m)| {
-                    self.host
-                        .module_info(m)
-                        .map(|info| (g.module.display().to_string(), info.hash))
-                })
+                .zip(&self.group_file_hashes)
+                .map(|(g, hash)| (g.module.display().to_string(), *hash))
                 .collect();
             let header = TraceHeader {
                 runtime_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -434,6 +533,11 @@ impl Runtime {
             }
         }
         self.next_tick = t + 1;
+        if let Some(e) = self.abort.take() {
+            // The tick that gave up is recorded; the run stops here.
+            self.summary.ticks = self.next_tick;
+            return Err(e);
+        }
         self.summary.ticks = self.next_tick;
         self.summary.workload_digest = self.digest;
         self.summary.chain_head = self.chain_head;
@@ -500,7 +604,12 @@ impl Runtime {
     /// Calls `agent_shutdown` on every live agent and closes the trace.
     pub fn shutdown(&mut self) -> Result<()> {
         let t = self.next_tick;
-        self.shared_mut()?.tick = Tick(t);
+        let alive: Vec<bool> = self.agents.iter().map(AgentMeta::alive).collect();
+        let shared = self.shared_mut()?;
+        shared.tick = Tick(t);
+        for (flag, alive) in shared.run.iter_mut().zip(alive) {
+            *flag = if alive { RUN_STEP } else { RUN_SKIP };
+        }
         self.pool.run(Phase::Shutdown, &self.shared)?;
         for i in 0..self.summary.agents {
             let fault = self.pool.result(i).and_then(|r| r.fault.clone());
@@ -520,8 +629,21 @@ impl Runtime {
     /// Queues a step for every live agent that has none queued and asks the
     /// scheduler which run this tick.
     fn schedule(&mut self, t: u64) -> Result<()> {
+        // Restarts due now: a new generation, accepting messages again.
+        let restarting = self.restarts_due.remove(&t).unwrap_or_default();
+        for &i in &restarting {
+            let Some(meta) = self.agents.get_mut(i as usize) else {
+                continue;
+            };
+            meta.fault = None;
+            meta.stopped = false;
+            meta.id.generation = meta.id.generation.wrapping_add(1);
+            self.summary.restarts += 1;
+            self.pending_events
+                .push(format!("restart agent {} g{}", i, meta.id.generation));
+        }
         for meta in &mut self.agents {
-            if meta.fault.is_none() && !meta.queued {
+            if meta.alive() && !meta.queued {
                 self.task_seq += 1;
                 let task = Task::new(
                     TaskId(self.task_seq),
@@ -544,38 +666,116 @@ impl Runtime {
             "a worker still holds the shared tick state at schedule",
         ))?;
         shared.tick = Tick(t);
-        shared.run.iter_mut().for_each(|r| *r = false);
+        shared.run.iter_mut().for_each(|r| *r = RUN_SKIP);
         for task in &self.dispatched {
-            if let Some(slot) = shared.run.get_mut(task.agent.index as usize) {
-                *slot = true;
-            }
-            if let Some(meta) = self.agents.get_mut(task.agent.index as usize) {
+            let i = task.agent.index as usize;
+            if let Some(meta) = self.agents.get_mut(i) {
                 meta.queued = false;
+                if meta.alive()
+                    && let Some(slot) = shared.run.get_mut(i)
+                {
+                    *slot = RUN_STEP;
+                }
+            }
+        }
+        for &i in &restarting {
+            if let (Some(meta), Some(slot), Some(generation)) = (
+                self.agents.get(i as usize),
+                shared.run.get_mut(i as usize),
+                shared.generations.get_mut(i as usize),
+            ) {
+                *slot = RUN_RESTART;
+                *generation = meta.id.generation;
+                shared.bus.reopen(i);
             }
         }
         Ok(())
     }
 
     fn record_fault(&mut self, index: u32, t: u64, kind: FaultKind) {
-        if let Some(meta) = self.agents.get_mut(index as usize)
-            && meta.fault.is_none()
-        {
-            {
-                meta.fault = Some((t, kind.clone()));
-                *self
-                    .summary
-                    .faults_by_kind
-                    .entry(kind.name().to_string())
-                    .or_default() += 1;
-                self.summary.faults.push((meta.id, t, kind.clone()));
-                self.last_record.faults.push((meta.id, kind));
-                // Later messages to it are refused and counted, not lost; its
-                // regions are released, so handles to them become stale.
-                if let Some(shared) = Arc::get_mut(&mut self.shared) {
-                    shared.bus.close(index);
-                    shared.regions.release_all(index);
+        let Some(meta) = self.agents.get_mut(index as usize) else {
+            return;
+        };
+        if meta.fault.is_some() {
+            return;
+        }
+        meta.fault = Some((t, kind.clone()));
+        let (id, group) = (meta.id, meta.group);
+        *self
+            .summary
+            .faults_by_kind
+            .entry(kind.name().to_string())
+            .or_default() += 1;
+        self.summary.faults.push((id, t, kind.clone()));
+        self.last_record.faults.push((id, kind));
+        self.take_down(index);
+        if t == u64::MAX {
+            // A fault in `agent_init` before tick 0: the agent stays down.
+            return;
+        }
+        match self.supervisor.on_fault(index, group, t) {
+            Decision::Stop => {
+                self.last_record.events.push(format!("stop agent {index}"));
+            }
+            Decision::Restart { at } => {
+                self.restarts_due.entry(at).or_default().push(index);
+                self.last_record
+                    .events
+                    .push(format!("restart agent {index} due at tick {at}"));
+            }
+            Decision::RestartGroup { at } => {
+                let members: Vec<u32> = self
+                    .agents
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| m.group == group)
+                    .map(|(k, _)| k as u32)
+                    .collect();
+                for &k in &members {
+                    if let Some(m) = self.agents.get_mut(k as usize)
+                        && m.alive()
+                    {
+                        m.stopped = true;
+                        self.take_down(k);
+                    }
+                }
+                let due = self.restarts_due.entry(at).or_default();
+                for k in members {
+                    if !due.contains(&k) {
+                        due.push(k);
+                    }
+                }
+                due.sort_unstable();
+                let name = self
+                    .scenario
+                    .agents
+                    .get(group)
+                    .map(|g| g.name.clone())
+                    .unwrap_or_default();
+                self.last_record.events.push(format!(
+                    "escalate agent {index}: restart group `{name}` due at tick {at}"
+                ));
+            }
+            Decision::Abort { reason } => {
+                self.last_record
+                    .events
+                    .push(format!("abort: {reason}"));
+                if self.abort.is_none() {
+                    self.abort = Some(Error::Supervision { tick: t, reason });
                 }
             }
+        }
+    }
+
+    /// An agent goes down: later messages to it are refused and counted, the
+    /// unread ones committed to it are dead letters, its regions are released
+    /// (handles to them become stale).
+    fn take_down(&mut self, index: u32) {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            self.summary.dead_letters += u64::from(shared.bus.discard_next(index));
+            shared.bus.close(index);
+            shared.bus.leave_all(index);
+            shared.regions.release_all(index);
         }
     }
 
@@ -598,6 +798,8 @@ impl Runtime {
         record.inference.clear();
         record.inputs.clear();
         record.agent_digests.clear();
+        record.events.clear();
+        record.events.append(&mut self.pending_events);
         record.messages = 0;
         self.last_record = record;
         self.requests.clear();
@@ -609,11 +811,26 @@ impl Runtime {
         let mut faults = Vec::new();
         let mut logs = Vec::new();
         let mut region_refusals = 0u64;
+        let mut capability_refusals = 0u64;
+        let mut dead_letters = 0u64;
+        // Injected: trap, drop, delay, duplicate.
+        let mut injected = [0u64; 4];
+        let due = if init {
+            Vec::new()
+        } else {
+            self.delayed.remove(&t).unwrap_or_default()
+        };
         {
             let pool = &self.pool;
+            let agents = &self.agents;
+            let group_caps = &self.group_caps;
+            let injector = &self.injector;
+            let message_rules = injector.has_message_rules() && !init;
+            let delayed = &mut self.delayed;
             let digest_buf = &mut self.digest_buf;
             let requests = &mut self.requests;
             let agent_digests = &mut self.last_record.agent_digests;
+            let events = &mut self.last_record.events;
             let shared = Arc::get_mut(&mut self.shared).ok_or(Error::Internal(
                 "a worker still holds the shared tick state at commit",
             ))?;
@@ -625,8 +842,18 @@ impl Runtime {
                 for (i, meta) in self.agents.iter().enumerate() {
                     let i = i as u32;
                     let ran = pool.result(i).is_some_and(|r| r.ran);
-                    if !ran && meta.fault.is_none() && bus.inbox_len(i) > 0 {
+                    if !ran && meta.alive() && bus.inbox_len(i) > 0 {
                         bus.carry_over(i);
+                    }
+                }
+            }
+            // Copies held back by a delay fault go first, in their order.
+            for (sender, receiver, topic, payload) in &due {
+                match deliver(bus, digest_buf, *sender, *receiver, *topic, payload) {
+                    Ok(()) => messages += 1,
+                    Err(closed) => {
+                        refused += 1;
+                        dead_letters += u64::from(closed);
                     }
                 }
             }
@@ -642,7 +869,15 @@ impl Runtime {
                 for line in &result.emitted.log {
                     logs.push(format!("t={} agent={i}: {}", tick_label(t), line.text));
                 }
-                if let Some(kind) = &result.fault {
+                let fault = match &result.fault {
+                    Some(kind) => Some(kind.clone()),
+                    None if !init && injector.trap(t, i) => {
+                        injected[0] += 1;
+                        Some(FaultKind::Injected)
+                    }
+                    None => None,
+                };
+                if let Some(kind) = fault {
                     // A faulting agent's effects of this tick are discarded
                     // whole: its tick is atomic.
                     faults.push((i, kind.clone()));
@@ -653,10 +888,19 @@ impl Runtime {
                     continue;
                 }
                 let effects = &result.emitted.effects;
+                let Some(caps) = agents
+                    .get(i as usize)
+                    .and_then(|meta| group_caps.get(meta.group))
+                else {
+                    return Err(Error::Internal("agent without a group"));
+                };
                 agent_digests.push(agent_digest(i, effects));
                 effects_hasher.update(&i.to_le_bytes());
                 effects_hasher.update(&(effects.len() as u64).to_le_bytes());
                 effects_hasher.update(effects);
+                // Index of the message copy among the agent's copies this tick,
+                // an input of the fault plan's decisions.
+                let mut seq = 0u64;
                 for record in Records::new(effects) {
                     // The sandbox validated every batch when it was emitted.
                     let Ok((header, payload)) = record else {
@@ -665,20 +909,77 @@ impl Runtime {
                     let Some(h) = EffectHeader::decode(header) else {
                         return Err(Error::Internal("unvalidated effect header"));
                     };
+                    if let Some(why) = undeclared(caps, h.op, h.target, payload) {
+                        capability_refusals += 1;
+                        logs.push(format!(
+                            "t={} agent={i}: {why} refused: not declared in the module's capabilities",
+                            tick_label(t)
+                        ));
+                        continue;
+                    }
                     match h.op {
-                        op::SEND => match bus.commit_send(i, h.target, payload) {
-                            Ok(()) => {
-                                messages += 1;
-                                digest_message(digest_buf, i, h.target, payload);
+                        op::SEND if !message_rules => {
+                            match deliver(bus, digest_buf, i, h.target, None, payload) {
+                                Ok(()) => messages += 1,
+                                Err(closed) => {
+                                    refused += 1;
+                                    dead_letters += u64::from(closed);
+                                }
                             }
-                            Err(_) => refused += 1,
-                        },
-                        op::PUBLISH => {
+                        }
+                        op::PUBLISH if !message_rules => {
                             let out = bus.commit_publish(i, h.target, payload, |receiver| {
                                 digest_message(digest_buf, i, receiver, payload);
                             });
                             messages += out.delivered as u64;
                             refused += out.refused as u64;
+                        }
+                        op::SEND | op::PUBLISH => {
+                            // The fault plan decides the fate of every copy.
+                            let (topic, receivers) = if h.op == op::SEND {
+                                (None, vec![h.target])
+                            } else {
+                                let subs = bus.subscribers(h.target);
+                                (Some(h.target), subs.iter().copied().filter(|&r| r != i).collect())
+                            };
+                            for receiver in receivers {
+                                let fate = injector.message(t, i, receiver, topic, seq);
+                                seq += 1;
+                                let via = topic.map(|tp| format!(" topic {tp}")).unwrap_or_default();
+                                let copies = match fate {
+                                    Fate::Deliver => 1,
+                                    Fate::Duplicate => {
+                                        injected[3] += 1;
+                                        events.push(format!("duplicate {i}->{receiver}{via}"));
+                                        2
+                                    }
+                                    Fate::Drop => {
+                                        injected[1] += 1;
+                                        events.push(format!("drop {i}->{receiver}{via}"));
+                                        0
+                                    }
+                                    Fate::Delay(k) => {
+                                        injected[2] += 1;
+                                        events.push(format!("delay {i}->{receiver}{via} by {k}"));
+                                        delayed.entry(t.saturating_add(k)).or_default().push((
+                                            i,
+                                            receiver,
+                                            topic,
+                                            payload.to_vec(),
+                                        ));
+                                        0
+                                    }
+                                };
+                                for _ in 0..copies {
+                                    match deliver(bus, digest_buf, i, receiver, topic, payload) {
+                                        Ok(()) => messages += 1,
+                                        Err(closed) => {
+                                            refused += 1;
+                                            dead_letters += u64::from(closed);
+                                        }
+                                    }
+                                }
+                            }
                         }
                         op::JOIN => {
                             if bus.join(i, h.target).is_err() {
@@ -742,6 +1043,13 @@ impl Runtime {
             }
         }
         self.summary.region_refusals += region_refusals;
+        self.summary.capability_refusals += capability_refusals;
+        self.summary.dead_letters += dead_letters;
+        for (name, count) in ["trap", "drop", "delay", "duplicate"].iter().zip(injected) {
+            if count > 0 {
+                *self.summary.injected.entry((*name).to_string()).or_default() += count;
+            }
+        }
         for line in logs {
             self.push_log(line);
         }
@@ -767,17 +1075,68 @@ impl Runtime {
         if self.requests.is_empty() {
             return Ok(0);
         }
-        let results = match self.inference.as_mut() {
-            Some(backend) => backend.run(Tick(t), &self.requests),
-            None => self
+        // Requests the fault plan fails as if their model could not load.
+        let failing: Vec<bool> = self
+            .requests
+            .iter()
+            .enumerate()
+            .map(|(seq, r)| {
+                self.injector
+                    .model_fails(t, r.agent.index, &r.model, seq as u64)
+            })
+            .collect();
+        let failed = failing.iter().filter(|&&f| f).count();
+        let serve = |backend: Option<&mut Box<dyn InferenceBackend>>,
+                     requests: &[InferenceRequest]|
+         -> Vec<we_core::InferenceResult> {
+            match backend {
+                Some(backend) => backend.run(Tick(t), requests),
+                None => requests
+                    .iter()
+                    .map(|r| we_core::InferenceResult {
+                        agent: r.agent,
+                        tag: r.tag,
+                        outcome: Err("no inference backend is configured for this run".to_string()),
+                    })
+                    .collect(),
+            }
+        };
+        let results = if failed == 0 {
+            serve(self.inference.as_mut(), &self.requests)
+        } else {
+            let healthy: Vec<InferenceRequest> = self
                 .requests
                 .iter()
-                .map(|r| we_core::InferenceResult {
-                    agent: r.agent,
-                    tag: r.tag,
-                    outcome: Err("no inference backend is configured for this run".to_string()),
-                })
-                .collect(),
+                .zip(&failing)
+                .filter(|(_, f)| !**f)
+                .map(|(r, _)| r.clone())
+                .collect();
+            let mut served = serve(self.inference.as_mut(), &healthy).into_iter();
+            let mut merged = Vec::with_capacity(self.requests.len());
+            for (r, &fails) in self.requests.iter().zip(&failing) {
+                if fails {
+                    self.last_record.events.push(format!(
+                        "model `{}` load failure for agent {} tag {}",
+                        r.model, r.agent.index, r.tag
+                    ));
+                    merged.push(we_core::InferenceResult {
+                        agent: r.agent,
+                        tag: r.tag,
+                        outcome: Err(format!(
+                            "model `{}` failed to load (injected fault)",
+                            r.model
+                        )),
+                    });
+                } else if let Some(result) = served.next() {
+                    merged.push(result);
+                }
+            }
+            *self
+                .summary
+                .injected
+                .entry("model".to_string())
+                .or_default() += failed as u64;
+            merged
         };
         if results.len() != self.requests.len() {
             return Err(Error::Internal(
@@ -869,6 +1228,56 @@ impl Runtime {
             out.push_str("    (no effects)\n");
         }
         out
+    }
+}
+
+/// What an effect would use that `caps` does not declare, as words for the
+/// log; `None` when it is declared (or needs no capability: leaving a topic).
+#[inline]
+fn undeclared(caps: &Capabilities, op_code: u16, target: u32, payload: &[u8]) -> Option<String> {
+    match op_code {
+        op::SEND if !caps.send.allows(target) => Some(format!("send to agent {target}")),
+        op::PUBLISH if !caps.topics.allows(target) => Some(format!("publish to topic {target}")),
+        op::JOIN if !caps.topics.allows(target) => Some(format!("join of topic {target}")),
+        op::REGION_CREATE | op::REGION_WRITE
+            if !caps.regions.allows(target & crate::regions::NAME_MAX) =>
+        {
+            Some(format!("write of region {}", target & crate::regions::NAME_MAX))
+        }
+        op::INFER => match tensor::read_request_header(payload) {
+            Ok((model, _, _)) => {
+                let name = String::from_utf8_lossy(model);
+                (!caps.models.allows(&name)).then(|| format!("inference on model `{name}`"))
+            }
+            Err(_) => None,
+        },
+        _ => None,
+    }
+}
+
+/// Commits one copy (direct, or of a publish to `topic`) and digests it;
+/// `Err(true)` when refused because the receiver is down (a dead letter),
+/// `Err(false)` when refused for another reason.
+#[inline]
+fn deliver(
+    bus: &mut Bus,
+    digest_buf: &mut Vec<u8>,
+    sender: u32,
+    receiver: u32,
+    topic: Option<u32>,
+    payload: &[u8],
+) -> std::result::Result<(), bool> {
+    let outcome = match topic {
+        None => bus.commit_send(sender, receiver, payload),
+        Some(tp) => bus.commit_topic_copy(sender, receiver, tp, payload),
+    };
+    match outcome {
+        Ok(()) => {
+            digest_message(digest_buf, sender, receiver, payload);
+            Ok(())
+        }
+        Err(we_ipc::Refusal::ReceiverClosed { .. }) => Err(true),
+        Err(_) => Err(false),
     }
 }
 

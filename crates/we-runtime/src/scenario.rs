@@ -16,6 +16,9 @@
 //! message_bytes_max = 65536
 //! effect_bytes_max = 8388608
 //!
+//! [security]
+//! trusted_keys = ["../keys/dev.pub"]           # relative to this file
+//!
 //! [[agents]]
 //! name = "ring"
 //! module = "../../build/agents/ring.wasm"   # relative to this file
@@ -131,6 +134,17 @@ pub struct InferenceSection {
     pub postprocess: std::collections::BTreeMap<String, String>,
 }
 
+/// `[security]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySection {
+    /// Public key files (relative to the scenario file) whose signatures the
+    /// run accepts. Every module must be signed by one of them, unless the
+    /// run allows unsigned modules (development only).
+    #[serde(default)]
+    pub trusted_keys: Vec<PathBuf>,
+}
+
 /// A parsed scenario.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,6 +165,15 @@ pub struct Scenario {
     /// `[inference]`.
     #[serde(default)]
     pub inference: Option<InferenceSection>,
+    /// `[security]`.
+    #[serde(default)]
+    pub security: SecuritySection,
+    /// `[faults]`: the fault-injection plan.
+    #[serde(default)]
+    pub faults: crate::faults::FaultPlan,
+    /// `[[supervision]]`: restart policies by group.
+    #[serde(default)]
+    pub supervision: Vec<crate::supervise::SupervisionRule>,
     /// `[[agents]]`.
     pub agents: Vec<AgentGroup>,
     /// Directory relative paths are resolved against (not part of the file).

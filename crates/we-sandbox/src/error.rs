@@ -38,6 +38,26 @@ pub enum Error {
         /// The names the host provides.
         known: String,
     },
+    /// The capability declaration is malformed.
+    #[error("module {module}: bad `we.capabilities` section: {reason}")]
+    Capabilities {
+        /// Module name.
+        module: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The module imports a host function its capabilities do not declare.
+    #[error(
+        "module {module}: imports `we.{name}` but its capabilities do not declare it (declared host functions: {declared}); add it to `host = ...` in `we_agent::capabilities!`"
+    )]
+    UndeclaredImport {
+        /// Module name.
+        module: String,
+        /// The import's name.
+        name: String,
+        /// The declared host functions.
+        declared: String,
+    },
     /// An import has the right name but the wrong type.
     #[error("module {module}: import `we.{name}` has type {found}, expected {expected}")]
     ImportType {

@@ -9,7 +9,7 @@ use crate::{Error, Result, SandboxConfig};
 use std::sync::Arc;
 use wasmer::{ExternType, FunctionEnvMut, Memory, Module, Type};
 use we_abi::{EffectHeader, Records, SplitMix64, ValType, op};
-use we_core::{AgentId, FaultKind, LogLine, RegionView};
+use we_core::{AgentId, Capabilities, FaultKind, LogLine, RegionView};
 
 /// Per-agent state the host functions see.
 pub(crate) struct HostEnv {
@@ -213,6 +213,45 @@ fn to_type(v: ValType) -> Type {
 
 fn signature_text(params: &[Type], results: &[Type]) -> String {
     format!("{params:?} -> {results:?}")
+}
+
+/// Reads and parses the module's capability declaration (the custom section
+/// [`we_core::CAPABILITIES_SECTION`]); none means nothing is declared.
+pub(crate) fn read_capabilities(name: &str, module: &Module) -> Result<Capabilities> {
+    let mut sections = module.custom_sections(we_core::CAPABILITIES_SECTION);
+    let Some(first) = sections.next() else {
+        return Ok(Capabilities::default());
+    };
+    let bad = |reason: String| Error::Capabilities {
+        module: name.to_string(),
+        reason,
+    };
+    if sections.next().is_some() {
+        return Err(bad(format!(
+            "more than one `{}` section",
+            we_core::CAPABILITIES_SECTION
+        )));
+    }
+    let text = std::str::from_utf8(&first).map_err(|e| bad(format!("not UTF-8: {e}")))?;
+    Capabilities::parse(text).map_err(|e| bad(e.to_string()))
+}
+
+/// Refuses a module importing a host function it does not declare.
+pub(crate) fn check_declared(name: &str, module: &Module, caps: &Capabilities) -> Result<()> {
+    for import in module.imports() {
+        if !caps.allows_host(import.name()) {
+            return Err(Error::UndeclaredImport {
+                module: name.to_string(),
+                name: import.name().to_string(),
+                declared: if caps.host.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    caps.host.join(" ")
+                },
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Checks every import against ABI v1; returns them as `module.name`.

@@ -5,8 +5,8 @@ use crate::host::{self, HostEnv};
 use crate::{Error, Result, SandboxConfig};
 use std::sync::Arc;
 use wasmer::{
-    Engine, Function, FunctionEnv, Global, Instance, Memory, Module, RuntimeError, Store,
-    TypedFunction, Value, imports,
+    Engine, Function, FunctionEnv, Global, Imports, Instance, Memory, Module, RuntimeError, Store,
+    TypedFunction, Value,
 };
 use we_abi::{SplitMix64, exports, imports as names};
 use we_core::{
@@ -34,6 +34,8 @@ pub struct WasmAgent {
     f_shutdown: TypedFunction<(), i32>,
     remaining: Global,
     exhausted: Global,
+    /// Whether the last metered call failed, so `exhausted` may be raised.
+    exhausted_may_be_set: bool,
     buf_ptr: u32,
     buf_cap: u32,
     fuel_per_call: u64,
@@ -74,17 +76,23 @@ impl WasmAgent {
                 config,
             },
         );
-        let import_object = imports! {
-            we_abi::IMPORT_MODULE => {
-                names::TICK => Function::new_typed_with_env(&mut store, &env, host::tick),
-                names::SELF_ID => Function::new_typed_with_env(&mut store, &env, host::self_id),
-                names::RAND_U64 => Function::new_typed_with_env(&mut store, &env, host::rand_u64),
-                names::EMIT => Function::new_typed_with_env(&mut store, &env, host::emit),
-                names::LOG => Function::new_typed_with_env(&mut store, &env, host::log),
-                names::REGION_READ => Function::new_typed_with_env(&mut store, &env, host::region_read),
-                names::REGION_LEN => Function::new_typed_with_env(&mut store, &env, host::region_len),
+        // Only declared host functions are provided (load refuses a module
+        // importing anything else; this keeps the link itself least-privilege).
+        let mut import_object = Imports::new();
+        let host_fns = [
+            (names::TICK, Function::new_typed_with_env(&mut store, &env, host::tick)),
+            (names::SELF_ID, Function::new_typed_with_env(&mut store, &env, host::self_id)),
+            (names::RAND_U64, Function::new_typed_with_env(&mut store, &env, host::rand_u64)),
+            (names::EMIT, Function::new_typed_with_env(&mut store, &env, host::emit)),
+            (names::LOG, Function::new_typed_with_env(&mut store, &env, host::log)),
+            (names::REGION_READ, Function::new_typed_with_env(&mut store, &env, host::region_read)),
+            (names::REGION_LEN, Function::new_typed_with_env(&mut store, &env, host::region_len)),
+        ];
+        for (name, function) in host_fns {
+            if info.capabilities.allows_host(name) {
+                import_object.define(we_abi::IMPORT_MODULE, name, function);
             }
-        };
+        }
         let instance = Instance::new(&mut store, module, &import_object)
             .map_err(|e| instantiate_error(info, agent, e))?;
         let ex = &instance.exports;
@@ -126,6 +134,7 @@ impl WasmAgent {
             f_shutdown,
             remaining,
             exhausted,
+            exhausted_may_be_set: false,
             buf_ptr: 0,
             buf_cap: 0,
             fuel_per_call,
@@ -158,9 +167,17 @@ impl WasmAgent {
         let _ = self
             .remaining
             .set(&mut self.store, Value::I64(budget as i64));
-        let _ = self.exhausted.set(&mut self.store, Value::I32(0));
+        // The middleware raises `exhausted` only together with a trap, so it
+        // can be set only after a call that failed: reset it then, and read it
+        // only when a call failed (two global accesses fewer per call).
+        if self.exhausted_may_be_set {
+            let _ = self.exhausted.set(&mut self.store, Value::I32(0));
+            self.exhausted_may_be_set = false;
+        }
         let result = f(&mut self.store);
-        let exhausted = matches!(self.exhausted.get(&mut self.store), Value::I32(x) if x != 0);
+        let exhausted = result.is_err()
+            && matches!(self.exhausted.get(&mut self.store), Value::I32(x) if x != 0);
+        self.exhausted_may_be_set = result.is_err();
         let left = match self.remaining.get(&mut self.store) {
             Value::I64(v) if !exhausted => v as u64,
             _ => 0,

@@ -133,12 +133,15 @@ impl Sandbox {
         })?;
         let imports = host::check_imports(name, &module)?;
         host::check_exports(name, &module)?;
+        let capabilities = host::read_capabilities(name, &module)?;
+        host::check_declared(name, &module, &capabilities)?;
         let hash = *blake3::hash(bytes).as_bytes();
         let mut info = ModuleInfo {
             name: name.to_string(),
             hash,
             abi_version: 0,
             imports,
+            capabilities,
         };
         // The declared ABI version is read by running the export once in a
         // throw-away instance, under the normal fuel and memory limits.

@@ -4,12 +4,20 @@
 //! `memory_pages_max` before the memory is created, so `memory.grow` past the
 //! cap returns -1 inside the guest, exactly as the WebAssembly spec says a
 //! failed grow does; nothing else changes, so the behaviour is deterministic.
+//!
+//! Dynamic memories are [`ReservedMemory`]: the capped size is mapped once,
+//! read-write, as a single mapping, and `memory.grow` only moves the logical
+//! length; generated code bounds-checks every access against that length.
+//! Nothing is copied on a grow, only touched pages become resident, and
+//! neighbouring mappings merge into few kernel VMAs, so 100,000 agents fit in
+//! one process under the default `vm.max_map_count` of 65,530.
 
+use std::cell::UnsafeCell;
 use std::ptr::NonNull;
 use wasmer::sys::Tunables;
 use wasmer::sys::vm::{
-    MemoryError, MemoryStyle, TableStyle, VMConfig, VMMemory, VMMemoryDefinition, VMTable,
-    VMTableDefinition,
+    LinearMemory, MaybeInstanceOwned, MemoryError, MemoryStyle, Mmap, MmapType, TableStyle,
+    VMConfig, VMMemory, VMMemoryDefinition, VMTable, VMTableDefinition,
 };
 use wasmer::{MemoryType, Pages, TableType};
 
@@ -20,16 +28,20 @@ pub enum MemoryStyleChoice {
     /// checks in generated code, but about 8 GiB of address space per agent,
     /// which limits a process to roughly 15,000 agents.
     Static,
-    /// Reserve only what is used, with explicit bounds checks: scales to
-    /// hundreds of thousands of agents.
+    /// Map the capped size once (read-write, one mapping), grow in place with
+    /// explicit bounds checks against the current length: only touched pages
+    /// are resident and a grow copies nothing; scales to hundreds of thousands
+    /// of agents.
     Dynamic,
 }
 
 /// Largest table an agent may have, in elements; `table.grow` past it fails.
 pub const TABLE_ELEMENTS_MAX: u32 = 65_536;
 
-/// Guard bytes after a dynamic memory, so small constant offsets need no check.
-const DYNAMIC_GUARD_BYTES: u64 = 64 << 10;
+/// Guard bytes after a dynamic memory: none, every access is bounds-checked
+/// in full, because the bytes past the current length are mapped read-write
+/// (see [`ReservedMemory`]) and must not be reachable.
+const DYNAMIC_GUARD_BYTES: u64 = 0;
 
 /// wasmer tunables with a memory cap.
 pub struct LimitingTunables {
@@ -56,6 +68,13 @@ impl LimitingTunables {
         let max = requested.maximum.unwrap_or(self.limit);
         adjusted.maximum = Some(if max > self.limit { self.limit } else { max });
         adjusted
+    }
+
+    /// Whether memories of `style` are [`ReservedMemory`]: the dynamic style
+    /// without guard bytes, as [`Tunables::memory_style`] gives it.
+    fn reserved(&self, style: &MemoryStyle) -> bool {
+        self.style == MemoryStyleChoice::Dynamic
+            && matches!(style, MemoryStyle::Dynamic { offset_guard_size: 0 })
     }
 
     /// Refuses a memory whose minimum is already above the cap.
@@ -91,6 +110,10 @@ impl Tunables for LimitingTunables {
     ) -> Result<VMMemory, MemoryError> {
         let adjusted = self.adjust(ty);
         self.validate(&adjusted)?;
+        if self.reserved(style) {
+            let memory = ReservedMemory::new(adjusted, *style, None)?;
+            return Ok(VMMemory(Box::new(memory)));
+        }
         VMMemory::new(&adjusted, style)
     }
 
@@ -102,6 +125,10 @@ impl Tunables for LimitingTunables {
     ) -> Result<VMMemory, MemoryError> {
         let adjusted = self.adjust(ty);
         self.validate(&adjusted)?;
+        if self.reserved(style) {
+            let memory = ReservedMemory::new(adjusted, *style, Some(vm_definition_location))?;
+            return Ok(VMMemory(Box::new(memory)));
+        }
         // SAFETY: the caller (wasmer's instantiation) guarantees that
         // `vm_definition_location` points to the memory definition slot inside
         // the instance's VMContext; we only forward it with a lowered maximum.
@@ -143,4 +170,136 @@ fn cap_table(ty: &TableType) -> Result<TableType, String> {
             .min(TABLE_ELEMENTS_MAX),
     );
     Ok(capped)
+}
+
+/// A linear memory whose whole capped size is mapped once, read-write, and
+/// which grows in place by moving its logical length.
+///
+/// Sound only with [`MemoryStyle::Dynamic`] and no guard bytes: the generated
+/// code then checks every access (offset and width included) against
+/// `current_length`, and host access goes through the same length, so the
+/// mapped bytes past it are never reached. They are fresh anonymous pages,
+/// zero when a grow exposes them, as the spec requires, and they cost no
+/// resident memory until touched.
+#[derive(Debug)]
+pub struct ReservedMemory {
+    mmap: Mmap,
+    /// The memory type, maximum lowered to the cap; `minimum` is the initial size.
+    ty: MemoryType,
+    style: MemoryStyle,
+    /// Current size.
+    size: Pages,
+    definition: MaybeInstanceOwned<VMMemoryDefinition>,
+}
+
+// SAFETY: the memory owns its mapping; the definition it points to is either
+// owned (boxed) or the slot in its instance's VMContext, which wasmer moves
+// between threads together with the instance's store, never concurrently;
+// wasmer's own `VMOwnedMemory` is Send and Sync on the same grounds.
+unsafe impl Send for ReservedMemory {}
+// SAFETY: see `Send`: no method mutates through `&self`.
+unsafe impl Sync for ReservedMemory {}
+
+impl ReservedMemory {
+    /// Maps `ty`'s maximum (already capped) and exposes its minimum. With
+    /// `location`, the definition lives in the instance's VMContext slot.
+    fn new(
+        ty: MemoryType,
+        style: MemoryStyle,
+        location: Option<NonNull<VMMemoryDefinition>>,
+    ) -> Result<Self, MemoryError> {
+        let maximum = ty.maximum.unwrap_or(ty.minimum).max(ty.minimum);
+        let reserve = maximum.bytes().0;
+        let mut mmap = Mmap::accessible_reserved(reserve, reserve, None, MmapType::Private)
+            .map_err(MemoryError::Region)?;
+        let definition = VMMemoryDefinition {
+            base: mmap.as_mut_ptr(),
+            current_length: ty.minimum.bytes().0,
+        };
+        let definition = match location {
+            Some(mut slot) => {
+                // SAFETY: wasmer's instantiation passes the memory definition
+                // slot of the instance's VMContext, valid and unaliased while
+                // the memory is being created and for the instance's life.
+                unsafe { *slot.as_mut() = definition };
+                MaybeInstanceOwned::Instance(slot)
+            }
+            None => MaybeInstanceOwned::Host(Box::new(UnsafeCell::new(definition))),
+        };
+        Ok(Self {
+            mmap,
+            size: ty.minimum,
+            ty,
+            style,
+            definition,
+        })
+    }
+
+    fn maximum(&self) -> Pages {
+        self.ty.maximum.unwrap_or(self.ty.minimum).max(self.ty.minimum)
+    }
+}
+
+impl LinearMemory for ReservedMemory {
+    fn ty(&self) -> MemoryType {
+        let mut ty = self.ty;
+        ty.minimum = self.size;
+        ty
+    }
+
+    fn size(&self) -> Pages {
+        self.size
+    }
+
+    fn style(&self) -> MemoryStyle {
+        self.style
+    }
+
+    fn grow(&mut self, delta: Pages) -> Result<Pages, MemoryError> {
+        let previous = self.size;
+        let refused = MemoryError::CouldNotGrow {
+            current: previous,
+            attempted_delta: delta,
+        };
+        let new = previous.checked_add(delta).ok_or(refused.clone())?;
+        if new > self.maximum() || new.bytes().0 > self.mmap.len() {
+            return Err(refused);
+        }
+        self.size = new;
+        // SAFETY: the definition is ours or our instance's slot (see `new`);
+        // wasmer calls `grow` with exclusive access to the instance.
+        unsafe { self.definition.as_ptr().as_mut().current_length = new.bytes().0 };
+        Ok(previous)
+    }
+
+    fn grow_at_least(&mut self, min_size: u64) -> Result<(), MemoryError> {
+        let current = self.size.bytes().0 as u64;
+        if current < min_size {
+            let page = wasmer::WASM_PAGE_SIZE as u64;
+            let pages = (min_size - current).div_ceil(page);
+            let delta = u32::try_from(pages).map_err(|_| MemoryError::CouldNotGrow {
+                current: self.size,
+                attempted_delta: Pages(u32::MAX),
+            })?;
+            self.grow(Pages(delta))?;
+        }
+        Ok(())
+    }
+
+    fn vmmemory(&self) -> NonNull<VMMemoryDefinition> {
+        self.definition.as_ptr()
+    }
+
+    fn try_clone(&self) -> Result<Box<dyn LinearMemory + Send + Sync + 'static>, MemoryError> {
+        Err(MemoryError::MemoryNotShared)
+    }
+
+    fn copy(&self) -> Result<Box<dyn LinearMemory + Send + Sync + 'static>, MemoryError> {
+        let mut ty = self.ty;
+        ty.minimum = self.size;
+        let mut copy = Self::new(ty, self.style, None)?;
+        let len = self.size.bytes().0;
+        copy.mmap.as_mut_slice()[..len].copy_from_slice(&self.mmap.as_slice()[..len]);
+        Ok(Box::new(copy))
+    }
 }

@@ -14,7 +14,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tungstenite::Message;
-use we_observe::{Fault, Frame, TickSample};
+use we_observe::{Fault, Frame, Grid, TickSample};
 
 /// Ticks of history the UI keeps.
 pub const KEPT_TICKS: usize = 4096;
@@ -143,6 +143,7 @@ impl Live {
                 mailbox_depth_max: f.mailbox_depth_max,
                 chain_head: &f.chain_head,
                 log_tail: &f.log_tail,
+                grids: &f.grids,
             }),
             stats: Stats {
                 window: window.len(),
@@ -210,6 +211,7 @@ struct FrameView<'a> {
     mailbox_depth_max: u32,
     chain_head: &'a str,
     log_tail: &'a [String],
+    grids: &'a [Grid],
 }
 
 /// Numbers over the last [`TICK_WINDOW`] ticks.

@@ -305,6 +305,35 @@ function drawGrid(n, faulted) {
   setText('grid-hint', hint);
 }
 
+// ---------- world grid (a GRID shared region, e.g. predator-prey) ----------
+
+// Cell byte -> colour: 0 empty, 1 prey, 2 predator, then any other value.
+const CELL_COLORS = ['#111827', '#22c55e', '#ef4444', '#38bdf8', '#f59e0b', '#a855f7'];
+
+function drawWorld(grids) {
+  const card = $('world-card');
+  const g = grids && grids.length ? grids[0] : null;
+  card.hidden = !g;
+  if (!g) return;
+  const canvas = $('world-grid');
+  const { ctx, w, h } = prepare(canvas);
+  const s = Math.max(1, Math.floor(Math.min(w / g.width, h / g.height)));
+  const ox = Math.floor((w - s * g.width) / 2);
+  const oy = Math.floor((h - s * g.height) / 2);
+  ctx.fillStyle = CELL_COLORS[0];
+  ctx.fillRect(ox, oy, s * g.width, s * g.height);
+  const counts = {};
+  for (let i = 0; i < g.width * g.height; i++) {
+    const v = parseInt(g.cells.substr(2 * i, 2), 16);
+    if (!v) continue;
+    counts[v] = (counts[v] || 0) + 1;
+    ctx.fillStyle = CELL_COLORS[v] || CELL_COLORS[CELL_COLORS.length - 1];
+    ctx.fillRect(ox + (i % g.width) * s, oy + Math.floor(i / g.width) * s, s, s);
+  }
+  setText('world-hint', `region ${g.region} · ${g.width} × ${g.height} · ` +
+    `${fmtInt(counts[1] || 0)} prey · ${fmtInt(counts[2] || 0)} predators`);
+}
+
 function drawLegend(faultedList) {
   const counts = {};
   for (const f of faultedList) counts[f.kind] = (counts[f.kind] || 0) + 1;
@@ -437,6 +466,7 @@ function renderLive(v) {
   drawSpark($('chart-queue'), s.mailbox_depth_max);
   const list = f ? f.faulted : [];
   drawGrid(f ? f.agent_count : 0, faultMap(list));
+  drawWorld(f ? f.grids : null);
   drawLegend(list);
   renderFaults(list, false);
   renderLog(f ? f.log_tail : []);
@@ -512,6 +542,7 @@ async function showTraceTick(index) {
 }
 
 function renderTrace() {
+  drawWorld(null);
   const t = state.trace;
   const d = state.traceTick;
   if (!t) return;

@@ -9,6 +9,7 @@
 mod golden;
 mod hostile;
 mod infer;
+mod predator_prey;
 mod reference;
 mod regions;
 mod replay;
@@ -30,6 +31,11 @@ pub fn agents_dir() -> PathBuf {
     dir
 }
 
+/// The development public key `cargo xtask build-agents` signs agents with.
+pub fn dev_key() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/keys/dev.pub")
+}
+
 /// One agent group of a test scenario.
 pub struct Group<'a> {
     pub module: &'a str,
@@ -49,6 +55,9 @@ pub fn group(module: &str, count: u32) -> Group<'_> {
 /// (placed before the groups, e.g. a `[limits]` table).
 pub fn scenario(groups: &[Group<'_>], ticks: u64, extra: &str) -> Scenario {
     let mut text = format!("seed = 7\nticks = {ticks}\n{extra}\n");
+    if !extra.contains("[security]") {
+        text.push_str(&format!("[security]\ntrusted_keys = [{:?}]\n", dev_key()));
+    }
     for g in groups {
         text.push_str(&format!(
             "[[agents]]\nname = \"{m}\"\nmodule = \"{m}.wasm\"\ncount = {c}\n",
@@ -67,6 +76,7 @@ pub fn run(s: Scenario, workers: usize, perturb_us: u32) -> RunSummary {
         workers: Some(workers),
         perturb_us,
         log_tail_lines: 64,
+        ..RunOptions::default()
     };
     let mut runtime = we_cli::build(s, options).expect("runtime builds");
     runtime.run(|_| {}).expect("run completes")

@@ -129,7 +129,8 @@ fn a_killed_run_leaves_a_trace_that_verifies() {
     std::fs::write(
         &scenario_path,
         format!(
-            "seed = 3\nticks = 100000000\n[[agents]]\nname = \"ring\"\nmodule = {ring:?}\ncount = 200\n"
+            "seed = 3\nticks = 100000000\n[security]\ntrusted_keys = [{key:?}]\n[[agents]]\nname = \"ring\"\nmodule = {ring:?}\ncount = 200\n",
+            key = crate::dev_key()
         ),
     )
     .unwrap();
@@ -158,5 +159,5 @@ fn a_killed_run_leaves_a_trace_that_verifies() {
 #[test]
 fn determinism_self_check_passes_and_counts_ticks() {
     let s = scenario(&[crate::group("gossip", 33)], 9, "");
-    assert_eq!(we_cli::check_determinism(&s, 3).unwrap(), 9);
+    assert_eq!(we_cli::check_determinism(&s, 3, false).unwrap(), 9);
 }

@@ -94,6 +94,11 @@ pub fn sample_records() -> Vec<TickRecord> {
             } else {
                 vec![]
             },
+            events: if i == 2 {
+                vec!["drop 1->2 seq 0".into(), "restart agent 2 g1".into()]
+            } else {
+                vec![]
+            },
         })
         .collect()
 }
@@ -129,7 +134,10 @@ pub struct Layout {
 /// Walks a well-formed trace's bytes.
 pub fn layout(bytes: &[u8]) -> Layout {
     assert_eq!(&bytes[..8], b"WETRACE\0");
-    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 1);
+    assert_eq!(
+        u32::from_le_bytes(bytes[8..12].try_into().unwrap()),
+        we_replay::FORMAT_VERSION
+    );
     let h = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
     let header_hash = *blake3::hash(&bytes[16..16 + h]).as_bytes();
     assert_eq!(&bytes[16 + h..48 + h], &header_hash);
@@ -203,6 +211,7 @@ pub fn arb_record() -> impl Strategy<Value = TickRecord> {
         proptest::collection::vec((arb_agent(), arb_fault_kind()), 0..4),
         proptest::collection::vec(arb_inference(), 0..3),
         proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..32), 0..3),
+        proptest::collection::vec(".{0,24}", 0..3),
     )
         .prop_map(
             |(
@@ -213,6 +222,7 @@ pub fn arb_record() -> impl Strategy<Value = TickRecord> {
                 faults,
                 inference,
                 inputs,
+                events,
             )| {
                 TickRecord {
                     tick: Tick(0),
@@ -223,6 +233,7 @@ pub fn arb_record() -> impl Strategy<Value = TickRecord> {
                     faults,
                     inference,
                     inputs,
+                    events,
                 }
             },
         )

@@ -117,7 +117,7 @@ fn hand_made(path: &std::path::Path, bodies: &[Vec<u8>]) -> Vec<u64> {
     let mut header_body = Vec::new();
     we_replay::encode_header_body(&sample_header(), &mut header_body).unwrap();
     bytes.extend_from_slice(b"WETRACE\0");
-    bytes.extend_from_slice(&1u32.to_le_bytes());
+    bytes.extend_from_slice(&we_replay::FORMAT_VERSION.to_le_bytes());
     bytes.extend_from_slice(&(header_body.len() as u32).to_le_bytes());
     bytes.extend_from_slice(&header_body);
     let mut head = *blake3::hash(&header_body).as_bytes();
@@ -219,21 +219,21 @@ fn bad_magic_and_version_are_named() {
     assert!(matches!(err, Error::BadMagic { .. }), "{err}");
 
     let mut bytes = good;
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
     std::fs::write(&path, &bytes).unwrap();
     let err = TraceReader::open(&path).unwrap_err();
     assert!(
         matches!(
             err,
             Error::UnsupportedVersion {
-                found: 2,
-                supported: 1
+                found: 1,
+                supported: 2
             }
         ),
         "{err}"
     );
     assert_eq!(
         err.to_string(),
-        "trace format version 2 is not supported (this reader supports 1)"
+        "trace format version 1 is not supported (this reader supports 2)"
     );
 }

@@ -143,6 +143,6 @@ fn large_record_round_trips() {
     assert_eq!(read_all(&path).unwrap(), vec![record.clone()]);
     assert_eq!(
         we_replay::encoded_record_body_len(&record).unwrap(),
-        96 + 8 * 10_000
+        100 + 8 * 10_000
     );
 }

@@ -1,0 +1,1108 @@
+//! `cargo xtask bench [--quick] [--only PARTS] [--runs K]`: runs the criterion
+//! benchmarks and the reference workloads, and writes `docs/BENCHMARKS.md`.
+//!
+//! - Criterion benches of we-sandbox, we-ipc, we-sched, we-replay and we-infer,
+//!   with short warm-up and measurement times; each figure is shown beside the
+//!   baseline its bench measures in the same run (a raw wasmer typed call, a raw
+//!   crossbeam send, a raw `Session::run` of the same batch, blake3 over the same
+//!   bytes).
+//! - The four workloads of `shared/workloads.md` through the release `we
+//!   bench-workload` (tracing and metering on) at N in {100, 1,000, 10,000} and
+//!   W in {1, 2}: T calibrated so a run lasts about 1.5 s, median of 3 runs,
+//!   digests compared across runs and worker counts; the seed's table of
+//!   issue 11 and our ratio to it.
+//! - Tracing overhead (the same runs with `--no-trace`), memory styles
+//!   (`WE_MEMORY_STYLE`), and scale: ring at N = 100,000 in one process with the
+//!   resident memory per idle agent, polled from `/proc`.
+//!
+//! `--only` takes a comma list of `criterion`, `workloads`, `extra`, `scale`;
+//! `--runs K` repeats each measurement K times (default 3); `--out FILE` writes
+//! elsewhere; `--we BIN` uses that `we` binary instead of building one.
+//! A `## Profiles` section already in `docs/BENCHMARKS.md` is hand-written and
+//! kept as it is. Not run in CI; numbers are only as quiet as the machine.
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+const WORKLOADS: [&str; 4] = ["ring", "compute", "gossip", "infer"];
+const SIZES: [u32; 3] = [100, 1_000, 10_000];
+const WORKERS: [usize; 2] = [1, 2];
+const SCALE_AGENTS: u32 = 100_000;
+/// The heading of the hand-written section that a regeneration keeps.
+const PROFILES_HEADING: &str = "## Profiles";
+
+/// The seed architecture's figures (issue 11): workload, N, best W, rate,
+/// tick p99 in ms, the ratio we must reach.
+const SEED: [(&str, u32, usize, f64, f64, f64); 6] = [
+    ("ring", 1_000, 1, 4.9e6, 0.33, 2.0),
+    ("ring", 10_000, 2, 1.9e6, 9.6, 3.0),
+    ("compute", 1_000, 2, 104e3, 15.8, 1.0),
+    ("gossip", 1_000, 2, 17.8e6, 5.7, 2.0),
+    ("gossip", 10_000, 2, 22.9e6, 417.0, 2.0),
+    ("infer", 10_000, 2, 1.55e6, 11.3, 2.0),
+];
+
+struct Opts {
+    quick: bool,
+    runs: usize,
+    parts: Vec<String>,
+    out: PathBuf,
+    /// A `we` binary to use instead of building the release one.
+    we: Option<PathBuf>,
+}
+
+impl Opts {
+    fn parse(root: &Path, args: &[String]) -> Result<Self> {
+        let mut o = Opts {
+            quick: false,
+            runs: 3,
+            parts: ["criterion", "workloads", "extra", "scale"]
+                .map(String::from)
+                .to_vec(),
+            out: root.join("docs/BENCHMARKS.md"),
+            we: None,
+        };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "--quick" => o.quick = true,
+                "--runs" => {
+                    o.runs = it
+                        .next()
+                        .context("--runs needs a number")?
+                        .parse()
+                        .context("--runs")?
+                }
+                "--only" => {
+                    o.parts = it
+                        .next()
+                        .context("--only needs a list")?
+                        .split(',')
+                        .map(String::from)
+                        .collect()
+                }
+                "--out" => o.out = PathBuf::from(it.next().context("--out needs a path")?),
+                "--we" => o.we = Some(PathBuf::from(it.next().context("--we needs a path")?)),
+                other => bail!(
+                    "bench: unknown argument `{other}` (usage: cargo xtask bench [--quick] [--runs K] [--only criterion,workloads,extra,scale] [--out FILE] [--we BIN])"
+                ),
+            }
+        }
+        if o.runs == 0 {
+            bail!("--runs must be at least 1");
+        }
+        Ok(o)
+    }
+
+    fn wants(&self, part: &str) -> bool {
+        self.parts.iter().any(|p| p == part)
+    }
+
+    /// Target wall time of one workload run, in seconds.
+    fn target_s(&self) -> f64 {
+        if self.quick { 0.4 } else { 1.5 }
+    }
+}
+
+/// Entry point of `cargo xtask bench`.
+pub fn run(root: &Path, args: &[String]) -> Result<()> {
+    let opts = Opts::parse(root, args)?;
+    let started = Instant::now();
+    let lib = crate::prepare(root)?;
+    let we = match &opts.we {
+        Some(we) => we.clone(),
+        None => {
+            let mut build = crate::cargo();
+            build.current_dir(root).args([
+                "build",
+                "--release",
+                "--package",
+                "we-cli",
+                "--bin",
+                "we",
+            ]);
+            crate::run(build)?;
+            target_dir(root).join("release/we")
+        }
+    };
+    let machine = Machine::read(root, &lib);
+    let mut report = Report::default();
+
+    if opts.wants("criterion") {
+        report.criterion = Some(criterion(root, &lib, &opts)?);
+    }
+    let bench = Bench {
+        we: &we,
+        root,
+        lib: &lib,
+    };
+    if opts.wants("workloads") {
+        for workload in WORKLOADS {
+            for n in SIZES {
+                // One T for both worker counts, so their digests must match.
+                let ticks = bench.calibrate(&opts, workload, n, 1, &[], &[])?;
+                for w in WORKERS {
+                    let r = bench.repeat(&opts, workload, n, w, ticks, &[], &[], false)?;
+                    report.workloads.push(r);
+                }
+            }
+        }
+    }
+    if opts.wants("extra") {
+        report.extra = extra(&bench, &opts)?;
+    }
+    if opts.wants("scale") {
+        report.scale = scale(&bench, &opts)?;
+    }
+    let load_end = load_average();
+    let elapsed = started.elapsed();
+    let previous = std::fs::read_to_string(&opts.out).unwrap_or_default();
+    let text = render(&machine, &report, &opts, &load_end, elapsed, &previous);
+    std::fs::write(&opts.out, text).with_context(|| opts.out.display().to_string())?;
+    eprintln!(
+        "xtask: wrote {} in {:.0} s",
+        opts.out.display(),
+        elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
+// ---------------------------------------------------------------- machine
+
+struct Machine {
+    cpu: String,
+    cores: usize,
+    mem: String,
+    kernel: String,
+    max_map_count: String,
+    rustc: String,
+    commit: String,
+    load_start: String,
+    ort: String,
+}
+
+impl Machine {
+    fn read(root: &Path, lib: &Path) -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let mem = proc_field("/proc/meminfo", "MemTotal")
+            .map(|kb| format!("{:.1} GiB", kb as f64 / (1 << 20) as f64))
+            .unwrap_or_else(|| "unknown".into());
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "unknown".into())
+        };
+        let output = |cmd: &mut Command| {
+            cmd.output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_else(|| "unknown".into())
+        };
+        Machine {
+            cpu,
+            cores,
+            mem,
+            kernel: read("/proc/sys/kernel/osrelease"),
+            max_map_count: read("/proc/sys/vm/max_map_count"),
+            rustc: output(Command::new("rustc").arg("-V").current_dir(root)),
+            commit: output(
+                Command::new("git")
+                    .args(["rev-parse", "--short", "HEAD"])
+                    .current_dir(root),
+            ),
+            load_start: load_average(),
+            ort: lib
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// A `kB` field of a `/proc` status-like file.
+fn proc_field(path: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .find(|l| l.starts_with(key) && l[key.len()..].starts_with(':'))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+// ---------------------------------------------------------------- criterion
+
+/// One criterion result: median time per iteration and the throughput unit.
+struct Crit {
+    id: String,
+    median_ns: f64,
+    /// Elements or bytes per iteration, when the bench declares it.
+    throughput: Option<(String, f64)>,
+}
+
+#[derive(Default)]
+struct CritResults {
+    results: BTreeMap<String, Crit>,
+    /// Lines the benches print themselves (per-request overhead, record size).
+    notes: Vec<String>,
+}
+
+impl CritResults {
+    fn ns(&self, id: &str) -> Option<f64> {
+        self.results.get(id).map(|c| c.median_ns)
+    }
+}
+
+const BENCHES: [(&str, &str); 5] = [
+    ("we-sandbox", "sandbox"),
+    ("we-ipc", "ipc"),
+    ("we-sched", "sched"),
+    ("we-replay", "trace"),
+    ("we-infer", "infer"),
+];
+
+fn criterion(root: &Path, lib: &Path, opts: &Opts) -> Result<CritResults> {
+    let (warm, measure) = if opts.quick {
+        ("0.3", "0.7")
+    } else {
+        ("0.5", "1.5")
+    };
+    let since = SystemTime::now();
+    let mut notes = Vec::new();
+    for (package, bench) in BENCHES {
+        let mut cmd = crate::cargo();
+        cmd.current_dir(root)
+            .args(["bench", "--package", package, "--bench", bench, "--"])
+            .args(["--warm-up-time", warm, "--measurement-time", measure])
+            .arg("--noplot")
+            .env("ORT_DYLIB_PATH", lib)
+            .stderr(Stdio::inherit());
+        eprintln!("xtask: $ cargo bench -p {package} --bench {bench}");
+        let out = cmd
+            .output()
+            .with_context(|| format!("cargo bench -p {package}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        print!("{stdout}");
+        if !out.status.success() {
+            bail!("cargo bench -p {package} --bench {bench} failed");
+        }
+        for line in stdout.lines() {
+            if line.starts_with("per request:") || line.starts_with("provider:") {
+                notes.push(line.trim().to_string());
+            }
+        }
+    }
+    let mut results = BTreeMap::new();
+    collect_criterion(&target_dir(root).join("criterion"), since, &mut results)?;
+    Ok(CritResults { results, notes })
+}
+
+/// Walks criterion's output for `new/benchmark.json` written since `since`.
+fn collect_criterion(
+    dir: &Path,
+    since: SystemTime,
+    out: &mut BTreeMap<String, Crit>,
+) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if !path.is_dir() {
+            continue;
+        }
+        if path.file_name().is_some_and(|n| n == "new") {
+            let est = path.join("estimates.json");
+            let fresh = std::fs::metadata(&est)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= since);
+            if !fresh {
+                continue;
+            }
+            let bench: Value =
+                serde_json::from_str(&std::fs::read_to_string(path.join("benchmark.json"))?)?;
+            let est: Value = serde_json::from_str(&std::fs::read_to_string(&est)?)?;
+            let id = bench["full_id"].as_str().unwrap_or_default().to_string();
+            let median_ns = est["median"]["point_estimate"].as_f64().unwrap_or(f64::NAN);
+            let throughput = bench["throughput"].as_object().and_then(|t| {
+                t.iter()
+                    .next()
+                    .and_then(|(k, v)| v.as_f64().map(|v| (k.clone(), v)))
+            });
+            out.insert(
+                id.clone(),
+                Crit {
+                    id,
+                    median_ns,
+                    throughput,
+                },
+            );
+        } else {
+            collect_criterion(&path, since, out)?;
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- workloads
+
+struct Bench<'a> {
+    we: &'a Path,
+    root: &'a Path,
+    lib: &'a Path,
+}
+
+/// One `we bench-workload` process: its JSON line and what `/proc` showed.
+struct Sample {
+    json: Value,
+    /// Peak resident set (VmHWM), bytes.
+    hwm: u64,
+    /// Most memory mappings seen at once.
+    maps: usize,
+}
+
+/// The median of repeated runs of one configuration.
+struct Measured {
+    workload: String,
+    agents: u32,
+    workers: usize,
+    ticks: u64,
+    label: String,
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    init_s: f64,
+    hwm: u64,
+    maps: usize,
+    digests: Vec<String>,
+    load: String,
+}
+
+impl Bench<'_> {
+    /// Runs `we bench-workload` once, polling its memory.
+    fn once(
+        &self,
+        workload: &str,
+        agents: u32,
+        ticks: u64,
+        workers: usize,
+        flags: &[&str],
+        env: &[(&str, &str)],
+        count_maps: bool,
+    ) -> Result<Sample> {
+        let mut cmd = Command::new(self.we);
+        cmd.current_dir(self.root)
+            .arg("bench-workload")
+            .args(["--workload", workload])
+            .args(["--agents", &agents.to_string()])
+            .args(["--ticks", &ticks.to_string()])
+            .args(["--workers", &workers.to_string()])
+            .arg("--json")
+            .args(flags)
+            .env("ORT_DYLIB_PATH", self.lib)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let shown = format!(
+            "we bench-workload --workload {workload} --agents {agents} --ticks {ticks} --workers {workers} {}{}",
+            flags.join(" "),
+            env.iter()
+                .map(|(k, v)| format!(" ({k}={v})"))
+                .collect::<String>()
+        );
+        let mut child = cmd.spawn().with_context(|| shown.clone())?;
+        let status_path = format!("/proc/{}/status", child.id());
+        let maps_path = format!("/proc/{}/maps", child.id());
+        let (mut hwm, mut maps) = (0u64, 0usize);
+        let mut last_maps = Instant::now() - Duration::from_secs(1);
+        // Bounded by the child's life: it exits or we return on error.
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if let Some(kb) = proc_field(&status_path, "VmHWM") {
+                hwm = hwm.max(kb * 1024);
+            }
+            if count_maps && last_maps.elapsed() > Duration::from_millis(200) {
+                if let Ok(text) = std::fs::read_to_string(&maps_path) {
+                    maps = maps.max(text.lines().count());
+                }
+                last_maps = Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut stdout = String::new();
+        if let Some(mut out) = child.stdout.take() {
+            use std::io::Read as _;
+            out.read_to_string(&mut stdout)?;
+        }
+        if !status.success() {
+            bail!("{shown} failed with {status}");
+        }
+        let line = stdout
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with('{'))
+            .with_context(|| format!("{shown}: no JSON line in its output"))?;
+        let json: Value = serde_json::from_str(line).with_context(|| format!("{shown}: {line}"))?;
+        eprintln!("xtask: {shown} -> {line}");
+        Ok(Sample { json, hwm, maps })
+    }
+
+    /// The T that makes one run last about the target wall time, from a
+    /// short probe run.
+    fn calibrate(
+        &self,
+        opts: &Opts,
+        workload: &str,
+        agents: u32,
+        workers: usize,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<u64> {
+        let probe_ticks = 5;
+        let probe = self.once(workload, agents, probe_ticks, workers, flags, env, false)?;
+        let per_tick = num(&probe.json, "wall_s") / probe_ticks as f64;
+        Ok(((opts.target_s() / per_tick.max(1e-7)).ceil() as u64).clamp(5, 200_000))
+    }
+
+    /// Calibrates T to the target wall time, then takes the median of
+    /// `opts.runs` runs.
+    fn measured(
+        &self,
+        opts: &Opts,
+        workload: &str,
+        agents: u32,
+        workers: usize,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Measured> {
+        let ticks = self.calibrate(opts, workload, agents, workers, flags, env)?;
+        self.repeat(opts, workload, agents, workers, ticks, flags, env, false)
+    }
+
+    /// The median of `opts.runs` runs with `ticks` ticks.
+    #[allow(clippy::too_many_arguments)]
+    fn repeat(
+        &self,
+        opts: &Opts,
+        workload: &str,
+        agents: u32,
+        workers: usize,
+        ticks: u64,
+        flags: &[&str],
+        env: &[(&str, &str)],
+        count_maps: bool,
+    ) -> Result<Measured> {
+        let mut samples = Vec::new();
+        for _ in 0..opts.runs {
+            samples.push(self.once(workload, agents, ticks, workers, flags, env, count_maps)?);
+        }
+        let rate_key = if workload == "infer" {
+            "inferences_per_s"
+        } else {
+            "messages_per_s"
+        };
+        let med = |key: &str| median(samples.iter().map(|s| num(&s.json, key)).collect());
+        let mut digests: Vec<String> = samples
+            .iter()
+            .map(|s| s.json["digest"].as_str().unwrap_or("?").to_string())
+            .collect();
+        digests.dedup();
+        let mut label = String::new();
+        for f in flags {
+            let _ = write!(label, "{f} ");
+        }
+        for (k, v) in env {
+            let _ = write!(label, "{k}={v} ");
+        }
+        Ok(Measured {
+            workload: workload.to_string(),
+            agents,
+            workers,
+            ticks,
+            label: label.trim().to_string(),
+            rate: med(rate_key),
+            p50: med("p50_ms"),
+            p99: med("p99_ms"),
+            init_s: med("init_s"),
+            hwm: samples.iter().map(|s| s.hwm).max().unwrap_or(0),
+            maps: samples.iter().map(|s| s.maps).max().unwrap_or(0),
+            digests,
+            load: load_average(),
+        })
+    }
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v[key].as_f64().unwrap_or(f64::NAN)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+/// Tracing overhead and memory styles.
+fn extra(bench: &Bench<'_>, opts: &Opts) -> Result<Vec<(String, Measured, Measured)>> {
+    let mut out = Vec::new();
+    for (workload, n) in [("ring", 1_000), ("ring", 10_000), ("gossip", 1_000)] {
+        let traced = bench.measured(opts, workload, n, 1, &[], &[])?;
+        let untraced = bench.repeat(
+            opts,
+            workload,
+            n,
+            1,
+            traced.ticks,
+            &["--no-trace"],
+            &[],
+            false,
+        )?;
+        out.push(("tracing".to_string(), traced, untraced));
+    }
+    for (workload, n) in [("ring", 10_000), ("compute", 1_000)] {
+        let stat = bench.measured(opts, workload, n, 1, &[], &[("WE_MEMORY_STYLE", "static")])?;
+        let dynamic = bench.repeat(
+            opts,
+            workload,
+            n,
+            1,
+            stat.ticks,
+            &[],
+            &[("WE_MEMORY_STYLE", "dynamic")],
+            false,
+        )?;
+        out.push(("memory style".to_string(), stat, dynamic));
+    }
+    Ok(out)
+}
+
+struct Scale {
+    /// `(agents, one-tick untraced run)`: the resident memory after init.
+    idle: Vec<Measured>,
+    /// Ring at [`SCALE_AGENTS`], traced, per worker count.
+    runs: Vec<Measured>,
+}
+
+fn scale(bench: &Bench<'_>, opts: &Opts) -> Result<Option<Scale>> {
+    let mut idle = Vec::new();
+    for n in [1_000, 10_000, SCALE_AGENTS] {
+        idle.push(bench.repeat(opts, "ring", n, 1, 1, &["--no-trace"], &[], true)?);
+    }
+    let ticks = if opts.quick { 5 } else { 20 };
+    let mut runs = Vec::new();
+    for w in WORKERS {
+        runs.push(bench.repeat(opts, "ring", SCALE_AGENTS, w, ticks, &[], &[], true)?);
+    }
+    Ok(Some(Scale { idle, runs }))
+}
+
+// ---------------------------------------------------------------- report
+
+#[derive(Default)]
+struct Report {
+    criterion: Option<CritResults>,
+    workloads: Vec<Measured>,
+    extra: Vec<(String, Measured, Measured)>,
+    scale: Option<Scale>,
+}
+
+fn rate_text(r: f64) -> String {
+    if !r.is_finite() {
+        "n/a".into()
+    } else if r >= 1e6 {
+        format!("{:.2} M", r / 1e6)
+    } else if r >= 1e3 {
+        format!("{:.1} k", r / 1e3)
+    } else {
+        format!("{r:.0}")
+    }
+}
+
+fn ns_text(ns: f64) -> String {
+    if !ns.is_finite() {
+        "n/a".into()
+    } else if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.1} ns")
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.0} MiB", bytes as f64 / (1u64 << 20) as f64)
+}
+
+fn unit(workload: &str) -> &'static str {
+    match workload {
+        "infer" => "inferences/s",
+        "compute" => "agent-steps/s",
+        _ => "msgs/s",
+    }
+}
+
+fn render(
+    m: &Machine,
+    r: &Report,
+    opts: &Opts,
+    load_end: &str,
+    elapsed: Duration,
+    previous: &str,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Benchmarks\n");
+    let _ = writeln!(
+        s,
+        "Generated by `cargo xtask bench{}` (commit {}, {:.0} s); everything above\n\
+         `{PROFILES_HEADING}` is rewritten on each run, that section is kept. Tracing and\n\
+         metering are on unless a row says otherwise. Medians of {} runs.\n",
+        if opts.quick { " --quick" } else { "" },
+        m.commit,
+        elapsed.as_secs_f64(),
+        opts.runs,
+    );
+    let _ = writeln!(s, "## Machine\n");
+    let _ = writeln!(s, "| | |\n|---|---|");
+    let _ = writeln!(s, "| CPU | {} |", m.cpu);
+    let _ = writeln!(s, "| cores (available) | {} |", m.cores);
+    let _ = writeln!(s, "| memory | {} |", m.mem);
+    let _ = writeln!(s, "| kernel | {} |", m.kernel);
+    let _ = writeln!(s, "| vm.max_map_count | {} |", m.max_map_count);
+    let _ = writeln!(s, "| rustc | {} |", m.rustc);
+    let _ = writeln!(s, "| ONNX Runtime | {} |", m.ort);
+    let _ = writeln!(
+        s,
+        "| load average (1, 5, 15 min) | start {}; end {} |\n",
+        m.load_start, load_end
+    );
+
+    if !r.workloads.is_empty() {
+        render_seed(&mut s, &r.workloads);
+    }
+    if let Some(c) = &r.criterion {
+        render_baselines(&mut s, c, &r.workloads);
+    }
+    if !r.workloads.is_empty() {
+        render_workloads(&mut s, &r.workloads);
+    }
+    if !r.extra.is_empty() {
+        render_extra(&mut s, &r.extra);
+    }
+    if let Some(sc) = &r.scale {
+        render_scale(&mut s, sc);
+    }
+    if let Some(c) = &r.criterion {
+        render_criterion(&mut s, c);
+    }
+    match previous.find(&format!("\n{PROFILES_HEADING}")) {
+        Some(at) => s.push_str(previous[at..].trim_start_matches('\n')),
+        None => {
+            let _ = writeln!(
+                s,
+                "{PROFILES_HEADING}\n\n(Hand-written: profiles of the hottest paths, what they \
+                 showed, the fixes and their before/after figures.)"
+            );
+        }
+    }
+    if !s.ends_with('\n') {
+        s.push('\n');
+    }
+    s
+}
+
+fn best<'a>(w: &'a [Measured], workload: &str, n: u32) -> Option<&'a Measured> {
+    w.iter()
+        .filter(|m| m.workload == workload && m.agents == n && m.label.is_empty())
+        .max_by(|a, b| a.rate.total_cmp(&b.rate))
+}
+
+fn render_seed(s: &mut String, w: &[Measured]) {
+    let _ = writeln!(s, "## Against the seed's architecture\n");
+    let _ = writeln!(
+        s,
+        "The seed's figures are issue 11's (Node.js, worker_threads, one instance per agent, \
+         no metering, no trace, 2-vCPU EPYC); ours are the best W of this run.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| workload | N | seed W | seed rate | seed p99 | our W | our rate | our p99 | ratio | target | met |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    for (workload, n, sw, srate, sp99, target) in SEED {
+        let Some(m) = best(w, workload, n) else {
+            continue;
+        };
+        let ratio = m.rate / srate;
+        let _ = writeln!(
+            s,
+            "| {workload} | {n} | {sw} | {} {} | {sp99} ms | {} | {} | {:.2} ms | {ratio:.2}x | {target}x | {} |",
+            rate_text(srate),
+            unit(workload),
+            m.workers,
+            rate_text(m.rate),
+            m.p99,
+            if ratio >= target { "yes" } else { "**no**" },
+        );
+    }
+    if let Some(m) = w
+        .iter()
+        .filter(|m| m.workload == "ring" && m.agents == 10_000 && m.label.is_empty())
+        .min_by(|a, b| a.p99.total_cmp(&b.p99))
+    {
+        let _ = writeln!(
+            s,
+            "\nring N = 10,000 tick p99 (best W = {}): {:.2} ms (target at most 3 ms: {}).",
+            m.workers,
+            m.p99,
+            if m.p99 <= 3.0 { "met" } else { "**missed**" }
+        );
+    }
+    let get = |wk: &str, n: u32, workers: usize| {
+        w.iter().find(|m| {
+            m.workload == wk && m.agents == n && m.workers == workers && m.label.is_empty()
+        })
+    };
+    if let (Some(a), Some(b)) = (get("compute", 1_000, 1), get("compute", 1_000, 2)) {
+        let x = b.rate / a.rate;
+        let _ = writeln!(
+            s,
+            "compute N = 1,000: W = 2 is {x:.2}x W = 1 (target at least 1.8x: {}).",
+            if x >= 1.8 { "met" } else { "**missed**" }
+        );
+    }
+    s.push('\n');
+}
+
+fn render_baselines(s: &mut String, c: &CritResults, w: &[Measured]) {
+    let _ = writeln!(s, "## Each figure beside its baseline\n");
+    let _ = writeln!(
+        s,
+        "Criterion medians of the same `cargo xtask bench` run; the baseline is measured by \
+         the same bench binary, right before or after.\n"
+    );
+    let _ = writeln!(s, "| what | ours | baseline | ratio | target |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---|");
+    fn row(
+        s: &mut String,
+        what: &str,
+        ours: Option<f64>,
+        base: Option<f64>,
+        base_what: &str,
+        target: &str,
+    ) {
+        if let (Some(o), Some(b)) = (ours, base) {
+            let _ = writeln!(
+                s,
+                "| {what} | {} | {} ({base_what}) | {:.2}x | {target} |",
+                ns_text(o),
+                ns_text(b),
+                o / b
+            );
+        }
+    }
+    row(
+        s,
+        "`agent_step` through the sandbox (ring agent, idle tick)",
+        c.ns("call/sandbox_agent_step"),
+        c.ns("call/raw_wasmer_typed_call"),
+        "raw wasmer typed call",
+        "at most 3x",
+    );
+    row(
+        s,
+        "`agent_receive` of 1 message that sends 1",
+        c.ns("call/sandbox_agent_receive_1msg_send_1"),
+        c.ns("call/raw_wasmer_typed_call"),
+        "raw wasmer typed call",
+        "",
+    );
+    for n in ["10000", "1000000"] {
+        let per = |id: &str| {
+            c.ns(&format!("ipc/{n}/{id}/{n}"))
+                .map(|ns| ns / n.parse::<f64>().unwrap_or(1.0))
+        };
+        row(
+            s,
+            &format!("bus commit per message ({n} per commit)"),
+            per("commit_send"),
+            per("crossbeam_send_recv"),
+            "crossbeam send+recv of the same 24 bytes",
+            "",
+        );
+        row(
+            s,
+            &format!("bus flip per message ({n} per commit)"),
+            per("flip"),
+            per("crossbeam_send_recv"),
+            "crossbeam send+recv",
+            "",
+        );
+    }
+    let per_req = |id: &str| c.ns(&format!("policy_1000/{id}")).map(|ns| ns / 1000.0);
+    row(
+        s,
+        "inference per request, batch of 1,000 through the backend",
+        per_req("backend_run_1000_requests_batched"),
+        per_req("raw_session_run_batch_1000"),
+        "raw `Session::run` of the same batch",
+        "overhead at most 5 µs",
+    );
+    if let (Some(o), Some(b)) = (
+        per_req("backend_run_1000_requests_batched"),
+        per_req("raw_session_run_batch_1000"),
+    ) {
+        let over = (o - b) / 1e3;
+        let _ = writeln!(
+            s,
+            "| → inference overhead per request | {over:.3} µs | | | {} |",
+            if over <= 5.0 { "met" } else { "**missed**" }
+        );
+    }
+    row(
+        s,
+        "inference per request, unbatched",
+        per_req("backend_run_1000_requests_unbatched"),
+        per_req("raw_session_run_1000_x_batch_1"),
+        "raw `Session::run`, batch of 1",
+        "",
+    );
+    let trace = |suffix: &str| {
+        c.results
+            .iter()
+            .find(|(k, _)| k.starts_with("trace_10k_agents/") && k.contains(suffix))
+            .map(|(_, v)| v.median_ns)
+    };
+    row(
+        s,
+        "trace: encode and chain one 10k-agent record",
+        trace("encode_and_chain"),
+        trace("blake3_baseline"),
+        "blake3 over the same bytes",
+        "",
+    );
+    row(
+        s,
+        "trace: write one 10k-agent record to a file",
+        trace("write_record_fsync_never"),
+        trace("blake3_baseline"),
+        "blake3 over the same bytes",
+        "",
+    );
+    row(
+        s,
+        "trace: read and verify one record",
+        trace("read_and_verify"),
+        trace("blake3_baseline"),
+        "blake3 over the same bytes",
+        "",
+    );
+    s.push('\n');
+    for note in &c.notes {
+        let _ = writeln!(s, "- we-infer bench: {note}");
+    }
+    // Tracing overhead at the workload level is in the next sections.
+    let _ = w;
+    s.push('\n');
+}
+
+fn render_workloads(s: &mut String, w: &[Measured]) {
+    let _ = writeln!(s, "## Reference workloads\n");
+    let _ = writeln!(
+        s,
+        "`we bench-workload --workload W --agents N --ticks T --workers W` (release build, \
+         tracing into a temporary file, metering on); T chosen so one run lasts about the \
+         target time; rate and latencies are medians; `digests` says whether every run and \
+         both worker counts gave the same workload digest.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| workload | N | W | T | rate | p50 tick | p99 tick | init | peak RSS | load | digests |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
+    for m in w {
+        let same_n: Vec<&String> = w
+            .iter()
+            .filter(|o| o.workload == m.workload && o.agents == m.agents)
+            .flat_map(|o| o.digests.iter())
+            .collect();
+        let consistent = same_n.windows(2).all(|p| p[0] == p[1]);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} {} | {:.3} ms | {:.3} ms | {:.3} s | {} | {} | {} |",
+            m.workload,
+            m.agents,
+            m.workers,
+            m.ticks,
+            rate_text(m.rate),
+            unit(&m.workload),
+            m.p50,
+            m.p99,
+            m.init_s,
+            mib(m.hwm),
+            m.load,
+            if consistent {
+                format!(
+                    "same `{}…`",
+                    m.digests.first().map_or("", |d| &d[..d.len().min(12)])
+                )
+            } else {
+                "**DIFFER**".to_string()
+            }
+        );
+    }
+    s.push('\n');
+}
+
+fn render_extra(s: &mut String, e: &[(String, Measured, Measured)]) {
+    let _ = writeln!(s, "## Tracing overhead and memory styles\n");
+    let _ = writeln!(
+        s,
+        "Same T for both columns, W = 1, medians. Tracing target: at most 10 percent.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| what | workload | N | T | A | rate A | B | rate B | B/A | p99 A | p99 B |"
+    );
+    let _ = writeln!(s, "|---|---|---:|---:|---|---:|---|---:|---:|---:|---:|");
+    for (what, a, b) in e {
+        let name = |m: &Measured| {
+            if m.label.is_empty() {
+                "traced".to_string()
+            } else {
+                format!("`{}`", m.label)
+            }
+        };
+        let _ = writeln!(
+            s,
+            "| {what} | {} | {} | {} | {} | {} | {} | {} | {:.3} | {:.3} ms | {:.3} ms |",
+            a.workload,
+            a.agents,
+            a.ticks,
+            name(a),
+            rate_text(a.rate),
+            name(b),
+            rate_text(b.rate),
+            b.rate / a.rate,
+            a.p99,
+            b.p99
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nTracing overhead = 1 - rate(traced) / rate(`--no-trace`) = 1 - 1/(B/A) for the \
+         tracing rows.\n"
+    );
+}
+
+fn render_scale(s: &mut String, sc: &Scale) {
+    let _ = writeln!(s, "## Scale: {SCALE_AGENTS} agents in one process\n");
+    let _ = writeln!(
+        s,
+        "Idle: `ring --ticks 1 --no-trace`; peak resident set (VmHWM) and most memory \
+         mappings seen, polled from `/proc` every 10 ms (mappings every 200 ms). Resident \
+         memory per idle agent is the slope between the two largest N.\n"
+    );
+    let _ = writeln!(s, "| N | init | peak RSS | RSS / agent | mappings |");
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|");
+    for m in &sc.idle {
+        let _ = writeln!(
+            s,
+            "| {} | {:.3} s | {} | {:.1} KiB | {} |",
+            m.agents,
+            m.init_s,
+            mib(m.hwm),
+            m.hwm as f64 / 1024.0 / f64::from(m.agents),
+            m.maps
+        );
+    }
+    if let [.., a, b] = sc.idle.as_slice() {
+        let slope = (b.hwm as f64 - a.hwm as f64) / f64::from(b.agents - a.agents) / 1024.0;
+        let _ = writeln!(
+            s,
+            "\nResident memory per idle agent (slope {} → {}): **{slope:.1} KiB**.\n",
+            a.agents, b.agents
+        );
+    }
+    let _ = writeln!(
+        s,
+        "| ring N | W | T | rate | p50 tick | p99 tick | init | peak RSS | mappings | load |"
+    );
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    for m in &sc.runs {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} msgs/s | {:.2} ms | {:.2} ms | {:.2} s | {} | {} | {} |",
+            m.agents,
+            m.workers,
+            m.ticks,
+            rate_text(m.rate),
+            m.p50,
+            m.p99,
+            m.init_s,
+            mib(m.hwm),
+            m.maps,
+            m.load
+        );
+    }
+    s.push('\n');
+}
+
+fn render_criterion(s: &mut String, c: &CritResults) {
+    let _ = writeln!(s, "## All criterion results\n");
+    let _ = writeln!(s, "| bench | median | per element / byte rate |");
+    let _ = writeln!(s, "|---|---:|---:|");
+    for crit in c.results.values() {
+        let per = match &crit.throughput {
+            Some((kind, n)) if kind == "Bytes" || kind == "BytesDecimal" => {
+                format!("{:.2} GB/s", n / crit.median_ns)
+            }
+            Some((_, n)) if *n > 0.0 => ns_text(crit.median_ns / n),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {} |",
+            crit.id,
+            ns_text(crit.median_ns),
+            per
+        );
+    }
+    s.push('\n');
+}
