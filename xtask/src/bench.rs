@@ -405,6 +405,7 @@ struct Measured {
 
 impl Bench<'_> {
     /// Runs `we bench-workload` once, polling its memory.
+    #[allow(clippy::too_many_arguments)]
     fn once(
         &self,
         workload: &str,

@@ -312,7 +312,14 @@ mod tests {
     fn ranges_merge_and_bound() {
         let c = Capabilities::parse("send = 5 1-3 4 10-12 # comment\n").unwrap();
         assert_eq!(c.send, IdScope::Ranges(vec![(1, 5), (10, 12)]));
-        for (id, ok) in [(0, false), (1, true), (5, true), (6, false), (12, true), (13, false)] {
+        for (id, ok) in [
+            (0, false),
+            (1, true),
+            (5, true),
+            (6, false),
+            (12, true),
+            (13, false),
+        ] {
             assert_eq!(c.send.allows(id), ok, "{id}");
         }
         assert_eq!(c.send.to_string(), "1-5 10-12");
@@ -321,7 +328,10 @@ mod tests {
     #[test]
     fn bad_declarations_name_their_line() {
         for (text, needle) in [
-            ("host = emit\nhost = log\n", "line 2: `host` is declared twice"),
+            (
+                "host = emit\nhost = log\n",
+                "line 2: `host` is declared twice",
+            ),
             ("\nhost = fork\n", "line 2: unknown host function `fork`"),
             ("send = 3-1\n", "line 1: range `3-1` is empty"),
             ("send = x\n", "`x` is not an id"),

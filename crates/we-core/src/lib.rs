@@ -18,8 +18,7 @@ pub use error::{Error, Result};
 pub use id::{AgentId, GenerationTable, Tick};
 pub use task::{Task, TaskId, TaskKind};
 pub use traits::{
-    SNAPSHOT_REGION_BYTES_MAX,
     AgentCall, AgentHost, AgentInstance, BoxError, CallOutcome, Divergence, Emitted, FaultKind,
-    InferenceBackend, InferenceRequest, InferenceResult, LogLine, ModuleInfo, RegionView, Snapshot,
-    StateObserver, TickRecord, TraceHeader, TraceSink,
+    InferenceBackend, InferenceRequest, InferenceResult, LogLine, ModuleInfo, RegionView,
+    SNAPSHOT_REGION_BYTES_MAX, Snapshot, StateObserver, TickRecord, TraceHeader, TraceSink,
 };

@@ -38,6 +38,7 @@ fn record(tick: u64) -> TickRecord {
         faults: vec![(AgentId::new(3), FaultKind::FuelExhausted)],
         inference: vec![],
         inputs: vec![],
+        events: vec![],
     }
 }
 

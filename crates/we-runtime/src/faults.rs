@@ -352,7 +352,14 @@ impl Injector {
     /// The fate of one copy from `sender` to `receiver` (`topic` for a publish),
     /// the `seq`-th copy the sender emitted this tick. The first matching rule
     /// that fires decides.
-    pub fn message(&self, t: u64, sender: u32, receiver: u32, topic: Option<u32>, seq: u64) -> Fate {
+    pub fn message(
+        &self,
+        t: u64,
+        sender: u32,
+        receiver: u32,
+        topic: Option<u32>,
+        seq: u64,
+    ) -> Fate {
         for (k, r) in self.msgs.iter().enumerate() {
             if !r.gate.in_time(t) || !r.from.allows(sender) || !r.to.allows(receiver) {
                 continue;
@@ -412,7 +419,9 @@ mod tests {
         let b = Injector::new(&p, 1).unwrap();
         let c = Injector::new(&p, 2).unwrap();
         let hits = |inj: &Injector| -> Vec<bool> {
-            (0..10_000).map(|i| inj.trap(i / 100, (i % 100) as u32)).collect()
+            (0..10_000)
+                .map(|i| inj.trap(i / 100, (i % 100) as u32))
+                .collect()
         };
         assert_eq!(hits(&a), hits(&b));
         assert_ne!(hits(&a), hits(&c));
@@ -439,12 +448,24 @@ mod tests {
     #[test]
     fn bad_rules_name_their_field() {
         for (text, field) in [
-            ("[[trap]]\nprobability = 1.5\n", "faults.trap[0].probability"),
+            (
+                "[[trap]]\nprobability = 1.5\n",
+                "faults.trap[0].probability",
+            ),
             ("[[trap]]\nagents = 'x'\n", "faults.trap[0].agents"),
             ("[[trap]]\ntick = 1\nfrom_tick = 0\n", "faults.trap[0]"),
-            ("[[message]]\naction='delay'\n", "faults.message[0].delay_ticks"),
-            ("[[message]]\naction='drop'\ndelay_ticks=1\n", "faults.message[0].delay_ticks"),
-            ("[[model]]\nmodel='m'\nfrom_tick=5\nto_tick=4\n", "faults.model[0]"),
+            (
+                "[[message]]\naction='delay'\n",
+                "faults.message[0].delay_ticks",
+            ),
+            (
+                "[[message]]\naction='drop'\ndelay_ticks=1\n",
+                "faults.message[0].delay_ticks",
+            ),
+            (
+                "[[model]]\nmodel='m'\nfrom_tick=5\nto_tick=4\n",
+                "faults.model[0]",
+            ),
         ] {
             let (f, _) = Injector::new(&plan(text), 0).unwrap_err();
             assert_eq!(f, field, "{text}");

@@ -2,9 +2,9 @@
 
 use crate::faults::{Fate, Injector};
 use crate::pool::{AgentSpec, Phase, Pool, RUN_RESTART, RUN_SKIP, RUN_STEP, Shared};
-use crate::supervise::{Decision, Supervisor};
 use crate::regions::Regions;
 use crate::scenario::{PolicyName, Scenario};
+use crate::supervise::{Decision, Supervisor};
 use crate::{Error, Result};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use we_abi::{EffectHeader, Records, msg_kind, op, tensor};
 use we_core::{
-    AgentHost, AgentId, Capabilities, Divergence, FaultKind, InferenceBackend, InferenceRequest, Snapshot,
-    StateObserver, Task, TaskId, TaskKind, Tick, TickRecord, TraceHeader, TraceSink,
+    AgentHost, AgentId, Capabilities, Divergence, FaultKind, InferenceBackend, InferenceRequest,
+    Snapshot, StateObserver, Task, TaskId, TaskKind, Tick, TickRecord, TraceHeader, TraceSink,
 };
 use we_ipc::{Bus, BusConfig};
 use we_sched::{Policy, SchedConfig, Scheduler};
@@ -231,7 +231,9 @@ impl Runtime {
                     &bytes[..]
                 }
             };
-            let module = host.load(&shown, code).map_err(|e| module_err(e.to_string()))?;
+            let module = host
+                .load(&shown, code)
+                .map_err(|e| module_err(e.to_string()))?;
             group_modules.push(module);
             group_file_hashes.push(*blake3::hash(&bytes).as_bytes());
             let config: Arc<[u8]> = scenario.config_bytes(g).into();
@@ -757,9 +759,7 @@ impl Runtime {
                 ));
             }
             Decision::Abort { reason } => {
-                self.last_record
-                    .events
-                    .push(format!("abort: {reason}"));
+                self.last_record.events.push(format!("abort: {reason}"));
                 if self.abort.is_none() {
                     self.abort = Some(Error::Supervision { tick: t, reason });
                 }
@@ -940,12 +940,16 @@ impl Runtime {
                                 (None, vec![h.target])
                             } else {
                                 let subs = bus.subscribers(h.target);
-                                (Some(h.target), subs.iter().copied().filter(|&r| r != i).collect())
+                                (
+                                    Some(h.target),
+                                    subs.iter().copied().filter(|&r| r != i).collect(),
+                                )
                             };
                             for receiver in receivers {
                                 let fate = injector.message(t, i, receiver, topic, seq);
                                 seq += 1;
-                                let via = topic.map(|tp| format!(" topic {tp}")).unwrap_or_default();
+                                let via =
+                                    topic.map(|tp| format!(" topic {tp}")).unwrap_or_default();
                                 let copies = match fate {
                                     Fate::Deliver => 1,
                                     Fate::Duplicate => {
@@ -1047,7 +1051,11 @@ impl Runtime {
         self.summary.dead_letters += dead_letters;
         for (name, count) in ["trap", "drop", "delay", "duplicate"].iter().zip(injected) {
             if count > 0 {
-                *self.summary.injected.entry((*name).to_string()).or_default() += count;
+                *self
+                    .summary
+                    .injected
+                    .entry((*name).to_string())
+                    .or_default() += count;
             }
         }
         for line in logs {
@@ -1242,7 +1250,10 @@ fn undeclared(caps: &Capabilities, op_code: u16, target: u32, payload: &[u8]) ->
         op::REGION_CREATE | op::REGION_WRITE
             if !caps.regions.allows(target & crate::regions::NAME_MAX) =>
         {
-            Some(format!("write of region {}", target & crate::regions::NAME_MAX))
+            Some(format!(
+                "write of region {}",
+                target & crate::regions::NAME_MAX
+            ))
         }
         op::INFER => match tensor::read_request_header(payload) {
             Ok((model, _, _)) => {

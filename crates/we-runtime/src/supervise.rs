@@ -148,10 +148,7 @@ impl Supervisor {
                 ));
             }
             if rule.window_ticks == 0 {
-                return Err((
-                    format!("{field}.window_ticks"),
-                    "must be at least 1".into(),
-                ));
+                return Err((format!("{field}.window_ticks"), "must be at least 1".into()));
             }
             if rule.backoff_ticks > BACKOFF_TICKS_MAX {
                 return Err((
@@ -227,7 +224,9 @@ mod tests {
 
     #[test]
     fn restart_after_backoff_until_the_limit_then_stop() {
-        let mut s = sup("group='g'\non_fault='restart'\nbackoff_ticks=2\nmax_restarts=2\nwindow_ticks=10\n");
+        let mut s = sup(
+            "group='g'\non_fault='restart'\nbackoff_ticks=2\nmax_restarts=2\nwindow_ticks=10\n",
+        );
         assert_eq!(s.on_fault(1, 0, 0), Decision::Restart { at: 3 });
         assert_eq!(s.on_fault(1, 0, 3), Decision::Restart { at: 6 });
         assert_eq!(s.on_fault(1, 0, 6), Decision::Stop);
@@ -239,7 +238,9 @@ mod tests {
 
     #[test]
     fn limit_escalates_to_the_group_then_aborts() {
-        let mut s = sup("group='g'\non_fault='restart'\nmax_restarts=1\nwindow_ticks=100\non_limit='escalate'\n");
+        let mut s = sup(
+            "group='g'\non_fault='restart'\nmax_restarts=1\nwindow_ticks=100\non_limit='escalate'\n",
+        );
         assert_eq!(s.on_fault(0, 0, 5), Decision::Restart { at: 6 });
         assert_eq!(s.on_fault(0, 0, 7), Decision::RestartGroup { at: 8 });
         assert!(matches!(s.on_fault(0, 0, 9), Decision::Abort { .. }));
@@ -259,14 +260,16 @@ mod tests {
         let Decision::Abort { reason } = s.on_fault(3, 0, 1) else {
             panic!("expected abort");
         };
-        assert!(reason.contains("agent 3") && reason.contains("`g`"), "{reason}");
+        assert!(
+            reason.contains("agent 3") && reason.contains("`g`"),
+            "{reason}"
+        );
     }
 
     #[test]
     fn unknown_or_duplicate_groups_are_refused() {
         let rule: SupervisionRule = toml::from_str("group='h'\n").unwrap();
-        let (field, problem) =
-            Supervisor::new(&[rule.clone()], &["g".to_string()], 1).unwrap_err();
+        let (field, problem) = Supervisor::new(&[rule.clone()], &["g".to_string()], 1).unwrap_err();
         assert_eq!(field, "supervision[0].group");
         assert!(problem.contains("`h`"), "{problem}");
         let g: SupervisionRule = toml::from_str("group='g'\n").unwrap();

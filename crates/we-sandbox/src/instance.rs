@@ -80,13 +80,34 @@ impl WasmAgent {
         // importing anything else; this keeps the link itself least-privilege).
         let mut import_object = Imports::new();
         let host_fns = [
-            (names::TICK, Function::new_typed_with_env(&mut store, &env, host::tick)),
-            (names::SELF_ID, Function::new_typed_with_env(&mut store, &env, host::self_id)),
-            (names::RAND_U64, Function::new_typed_with_env(&mut store, &env, host::rand_u64)),
-            (names::EMIT, Function::new_typed_with_env(&mut store, &env, host::emit)),
-            (names::LOG, Function::new_typed_with_env(&mut store, &env, host::log)),
-            (names::REGION_READ, Function::new_typed_with_env(&mut store, &env, host::region_read)),
-            (names::REGION_LEN, Function::new_typed_with_env(&mut store, &env, host::region_len)),
+            (
+                names::TICK,
+                Function::new_typed_with_env(&mut store, &env, host::tick),
+            ),
+            (
+                names::SELF_ID,
+                Function::new_typed_with_env(&mut store, &env, host::self_id),
+            ),
+            (
+                names::RAND_U64,
+                Function::new_typed_with_env(&mut store, &env, host::rand_u64),
+            ),
+            (
+                names::EMIT,
+                Function::new_typed_with_env(&mut store, &env, host::emit),
+            ),
+            (
+                names::LOG,
+                Function::new_typed_with_env(&mut store, &env, host::log),
+            ),
+            (
+                names::REGION_READ,
+                Function::new_typed_with_env(&mut store, &env, host::region_read),
+            ),
+            (
+                names::REGION_LEN,
+                Function::new_typed_with_env(&mut store, &env, host::region_len),
+            ),
         ];
         for (name, function) in host_fns {
             if info.capabilities.allows_host(name) {

@@ -133,7 +133,7 @@ impl Sandbox {
         })?;
         let imports = host::check_imports(name, &module)?;
         host::check_exports(name, &module)?;
-        let capabilities = host::read_capabilities(name, &module)?;
+        let capabilities = host::read_capabilities(name, bytes)?;
         host::check_declared(name, &module, &capabilities)?;
         let hash = *blake3::hash(bytes).as_bytes();
         let mut info = ModuleInfo {

@@ -74,7 +74,12 @@ impl LimitingTunables {
     /// without guard bytes, as [`Tunables::memory_style`] gives it.
     fn reserved(&self, style: &MemoryStyle) -> bool {
         self.style == MemoryStyleChoice::Dynamic
-            && matches!(style, MemoryStyle::Dynamic { offset_guard_size: 0 })
+            && matches!(
+                style,
+                MemoryStyle::Dynamic {
+                    offset_guard_size: 0
+                }
+            )
     }
 
     /// Refuses a memory whose minimum is already above the cap.
@@ -236,7 +241,10 @@ impl ReservedMemory {
     }
 
     fn maximum(&self) -> Pages {
-        self.ty.maximum.unwrap_or(self.ty.minimum).max(self.ty.minimum)
+        self.ty
+            .maximum
+            .unwrap_or(self.ty.minimum)
+            .max(self.ty.minimum)
     }
 }
 
@@ -301,5 +309,73 @@ impl LinearMemory for ReservedMemory {
         let len = self.size.bytes().0;
         copy.mmap.as_mut_slice()[..len].copy_from_slice(&self.mmap.as_slice()[..len]);
         Ok(Box::new(copy))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use wasmer::sys::{Cranelift, EngineBuilder, NativeEngineExt};
+    use wasmer::{Engine, Instance, Module, Store, imports};
+
+    const WAT: &str = r#"(module
+        (memory (export "memory") 1)
+        (func (export "grow") (param i32) (result i32) local.get 0 memory.grow)
+        (func (export "size") (result i32) memory.size)
+        (func (export "load") (param i32) (result i32) local.get 0 i32.load offset=0)
+        (func (export "load_off") (param i32) (result i32) local.get 0 i32.load offset=65532)
+        (func (export "store") (param i32 i32) local.get 0 local.get 1 i32.store))"#;
+
+    fn instance(style: MemoryStyleChoice) -> (Store, Instance) {
+        let mut engine: Engine = EngineBuilder::new(Cranelift::new()).engine().into();
+        engine.set_tunables(LimitingTunables::new(4, style));
+        let mut store = Store::new(engine);
+        let module = Module::new(&store, wat::parse_str(WAT).unwrap()).unwrap();
+        let instance = Instance::new(&mut store, &module, &imports! {}).unwrap();
+        (store, instance)
+    }
+
+    /// The reserved (dynamic) memory behaves as the static one: grows up to
+    /// the cap and no further, new pages are zero, every access past the
+    /// current length traps, offsets included.
+    #[test]
+    fn reserved_memory_matches_static() {
+        for style in [MemoryStyleChoice::Dynamic, MemoryStyleChoice::Static] {
+            let (mut store, inst) = instance(style);
+            let f = |name: &str| inst.exports.get_function(name).unwrap().clone();
+            let call = |store: &mut Store, name: &str, args: &[wasmer::Value]| {
+                f(name)
+                    .call(store, args)
+                    .map(|v| v.first().and_then(|v| v.i32()))
+            };
+            use wasmer::Value::I32;
+            // In bounds; one byte past the end traps; an offset past it traps.
+            assert_eq!(call(&mut store, "load", &[I32(65532)]).unwrap(), Some(0));
+            assert!(
+                call(&mut store, "load", &[I32(65533)]).is_err(),
+                "{style:?}"
+            );
+            assert_eq!(call(&mut store, "load_off", &[I32(0)]).unwrap(), Some(0));
+            assert!(
+                call(&mut store, "load_off", &[I32(1)]).is_err(),
+                "{style:?}"
+            );
+            call(&mut store, "store", &[I32(100), I32(7)]).unwrap();
+            // Grow to the cap of 4 pages, then refuse.
+            assert_eq!(call(&mut store, "grow", &[I32(3)]).unwrap(), Some(1));
+            assert_eq!(call(&mut store, "grow", &[I32(1)]).unwrap(), Some(-1));
+            assert_eq!(call(&mut store, "size", &[]).unwrap(), Some(4));
+            // Old data kept, new pages zero and reachable, the end still traps.
+            assert_eq!(call(&mut store, "load", &[I32(100)]).unwrap(), Some(7));
+            assert_eq!(
+                call(&mut store, "load", &[I32(4 * 65536 - 4)]).unwrap(),
+                Some(0)
+            );
+            assert!(call(&mut store, "load", &[I32(4 * 65536 - 3)]).is_err());
+            let memory = inst.exports.get_memory("memory").unwrap();
+            assert_eq!(memory.view(&store).data_size(), 4 * 65536);
+        }
     }
 }

@@ -34,9 +34,43 @@ fn load(name: &str, bytes: &[u8]) -> Result<usize, Error> {
     result
 }
 
-/// Loads `wat` text; on error, checks that the message names the module.
+/// Loads `wat` text, declaring every host function; on error, checks that the
+/// message names the module.
 fn load_wat(name: &str, wat: &str) -> Result<usize, Error> {
-    load(name, &wat::parse_str(wat).expect("test module text"))
+    load(name, &parse(wat))
+}
+
+/// Every host function of ABI v1, as a capability declaration.
+const ALL_HOST: &str = "host = tick self_id rand_u64 emit log region_read region_len";
+
+/// `bytes` with a `we.capabilities` custom section holding `text` appended.
+fn with_capabilities(mut bytes: Vec<u8>, text: &str) -> Vec<u8> {
+    let name = we_core::CAPABILITIES_SECTION.as_bytes();
+    let mut contents = leb(name.len() as u32);
+    contents.extend_from_slice(name);
+    contents.extend_from_slice(text.as_bytes());
+    bytes.push(0);
+    bytes.extend(leb(contents.len() as u32));
+    bytes.extend(contents);
+    bytes
+}
+
+fn leb(mut v: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return out;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// Module text to bytes, declaring every host function.
+fn parse(wat: &str) -> Vec<u8> {
+    with_capabilities(wat::parse_str(wat).expect("test module text"), ALL_HOST)
 }
 
 /// Parts of an agent module that tests replace.
@@ -94,7 +128,7 @@ impl Agent<'_> {
     }
 
     fn bytes(&self) -> Vec<u8> {
-        wat::parse_str(self.wat()).expect("test module text")
+        parse(&self.wat())
     }
 }
 
@@ -619,4 +653,84 @@ fn nans_computed_by_arithmetic_are_canonical() {
         let bits = u64::from_le_bytes(c.try_into().unwrap());
         assert_eq!(bits, 0x7ff8_0000_0000_0000, "f64 NaN {i}: {bits:#018x}");
     }
+}
+
+#[test]
+fn undeclared_host_imports_are_refused_at_load() {
+    let raw = wat::parse_str(AGENT.wat()).unwrap();
+    // No declaration at all: not even `emit` is linked.
+    let e = load("bare.wasm", &raw).unwrap_err().to_string();
+    assert!(
+        e.contains("imports `we.emit`") && e.contains("(none)"),
+        "{e}"
+    );
+    // A declaration without the import it needs.
+    let e = load(
+        "partial.wasm",
+        &with_capabilities(raw.clone(), "host = log tick"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("imports `we.emit`") && e.contains("log tick"),
+        "{e}"
+    );
+    // Declared: loads, and the declaration is in the module facts.
+    let mut sb = sandbox();
+    let m = sb
+        .load_module(
+            "declared.wasm",
+            &with_capabilities(raw, "host = emit\nsend = 0-9\nmodels = policy"),
+        )
+        .unwrap();
+    let info = we_core::AgentHost::module_info(&sb, m).unwrap();
+    assert_eq!(info.capabilities.host, vec!["emit".to_string()]);
+    assert!(info.capabilities.send.allows(9) && !info.capabilities.send.allows(10));
+    assert!(info.capabilities.models.allows("policy"));
+}
+
+#[test]
+fn malformed_capability_sections_are_refused() {
+    let raw = wat::parse_str(AGENT.wat()).unwrap();
+    for (text, needle) in [
+        ("host = emit\nhost = emit", "declared twice"),
+        ("host = emit fork", "unknown host function `fork`"),
+        ("host = emit\nsend = 9-1", "range `9-1` is empty"),
+        ("files = *", "unknown capability `files`"),
+    ] {
+        let e = load("caps.wasm", &with_capabilities(raw.clone(), text))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("we.capabilities") && e.contains(needle),
+            "{text:?}: {e}"
+        );
+    }
+    // Not UTF-8.
+    let mut bad = with_capabilities(raw.clone(), "host = emit");
+    let last = bad.len() - 1;
+    bad[last] = 0xff;
+    let e = load("utf8.wasm", &bad).unwrap_err().to_string();
+    assert!(e.contains("not UTF-8"), "{e}");
+    // Two sections.
+    let twice = with_capabilities(with_capabilities(raw, "host = emit"), "host = emit");
+    let e = load("twice.wasm", &twice).unwrap_err().to_string();
+    assert!(e.contains("more than one"), "{e}");
+}
+
+#[test]
+fn table_growth_is_capped_inside_the_guest() {
+    // `table.grow` by 2^20 entries at a time: the host refuses past its cap,
+    // the guest sees -1 (no trap), and the agent returns that as its status.
+    let bytes = Agent {
+        extra: r#"(table $t 1 funcref)"#,
+        step: "(local $r i32)
+               (local.set $r (table.grow $t (ref.null func) (i32.const 1048576)))
+               (if (result i32) (i32.eq (local.get $r) (i32.const -1))
+                 (then (i32.const 7)) (else (i32.const 0)))",
+        ..AGENT
+    }
+    .bytes();
+    let (outcome, _, _) = step(&bytes, SandboxConfig::default());
+    assert_eq!(outcome, CallOutcome::Fault(FaultKind::ErrorCode(7)));
 }

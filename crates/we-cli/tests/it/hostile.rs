@@ -214,3 +214,66 @@ fn message_flood_is_refused_by_backpressure_not_lost() {
     let ring_sent = 4 * 3;
     assert!(s.messages_delivered + s.messages_refused >= ring_sent + 3 * flood_count as u64);
 }
+
+/// Config of hostile-loop: first looping tick, then the export that loops.
+fn loop_in(export: u8, from_tick: u64) -> String {
+    format!("{}{export:02x}", le_u64_hex(from_tick))
+}
+
+#[test]
+fn infinite_loop_in_init_is_contained() {
+    let (tick, kind) = contained(
+        "hostile-loop",
+        &loop_in(1, 0),
+        "[limits]\nfuel_per_call = 1000000\n",
+    );
+    assert_eq!((tick, kind), (u64::MAX, FaultKind::FuelExhausted));
+}
+
+#[test]
+fn infinite_loop_in_shutdown_is_contained() {
+    let (tick, kind) = contained(
+        "hostile-loop",
+        &loop_in(3, 0),
+        "[limits]\nfuel_per_call = 1000000\n",
+    );
+    // Shutdown runs after the last tick.
+    assert_eq!((tick, kind), (T, FaultKind::FuelExhausted));
+}
+
+#[test]
+fn infinite_loop_in_receive_is_contained() {
+    // The agent mails itself at every step; from tick 3 its receive spins.
+    let config = loop_in(2, 3);
+    let groups = [
+        Group {
+            module: "ring",
+            count: N,
+            config_hex: &ring_of(N),
+        },
+        Group {
+            module: "hostile-loop",
+            count: 1,
+            config_hex: &config,
+        },
+    ];
+    let mut seen = Vec::new();
+    for workers in [1, 2] {
+        let s = run(
+            scenario(&groups, T, "[limits]\nfuel_per_call = 1000000\n"),
+            workers,
+            0,
+        );
+        let faults: Vec<(u32, u64, FaultKind)> = s
+            .faults
+            .iter()
+            .map(|(a, t, k)| (a.index, *t, k.clone()))
+            .collect();
+        assert_eq!(faults, vec![(N, 3, FaultKind::FuelExhausted)]);
+        // The ring's N messages per tick, plus the hostile agent's own three
+        // (sent at ticks 0, 1, 2; the one of tick 3 died with its tick).
+        assert_eq!(s.messages_delivered, u64::from(N) * T + 3);
+        seen.push(s.workload_digest);
+    }
+    assert_eq!(seen[0], seen[1]);
+}

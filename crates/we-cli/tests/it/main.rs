@@ -13,6 +13,7 @@ mod predator_prey;
 mod reference;
 mod regions;
 mod replay;
+mod security;
 mod workloads;
 
 use std::path::PathBuf;

@@ -43,6 +43,9 @@ pub fn mixed_scenario(ring: u32, ticks: u64) -> Scenario {
         "seed = 11\nticks = {ticks}\n[limits]\nfuel_per_call = 2000000\nmailbox_capacity = {cap}\n",
         cap = ring.max(4096)
     );
+    // `cargo xtask build-agents` signs the agents with the development key.
+    let dev_key = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/keys/dev.pub");
+    text.push_str(&format!("[security]\ntrusted_keys = [{:?}]\n", dev_key));
     let mut group = |name: &str, module: &str, count: u32, config: String| {
         text.push_str(&format!(
             "[[agents]]\nname = \"{name}\"\nmodule = \"{module}.wasm\"\ncount = {count}\n"
