@@ -6,6 +6,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
+mod faults;
 mod golden;
 mod hostile;
 mod infer;
