@@ -11,6 +11,9 @@
 //! - `new-agent <name>`: scaffolds an agent crate in `agents/<name>/` from
 //!   `xtask/templates/agent/`, with passing native tests (docs/guide/).
 //! - `fuzz <target|all|smoke> [--seconds N]`: cargo-fuzz targets (see fuzz/README.md).
+//! - `stress [--agents N] [--ticks T] [--soak-ticks S]`: load, fault storm
+//!   with determinism check, and soak with resident memory sampled (see
+//!   `stress.rs`, docs/FAULTS.md).
 //! - `bench [--quick]`: criterion benches and the reference workloads; writes
 //!   `docs/BENCHMARKS.md` (see `bench.rs`).
 //! - `replay-verify`: re-executes every golden trace in `fixtures/golden/` and
@@ -22,6 +25,7 @@ mod flagship;
 mod fuzz;
 mod new_agent;
 mod provision;
+mod stress;
 mod tidy;
 
 use anyhow::{Context, Result, bail};
@@ -54,6 +58,24 @@ fn real_main() -> Result<()> {
         }
         Some("replay-verify") => replay_verify(&root),
         Some("bench") => bench::run(&root, &args[1..]),
+        Some("stress") => {
+            // The ring needs no inference, so no ONNX Runtime either.
+            build_agents(&root)?;
+            let mut build = cargo();
+            build.current_dir(&root).args([
+                "build",
+                "--release",
+                "--package",
+                "we-cli",
+                "--bin",
+                "we",
+            ]);
+            run(build)?;
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root.join("target"));
+            stress::run(&root, &target.join("release/we"), &args[1..])
+        }
         Some("new-agent") => new_agent::cli(&root, &args[1..]),
         Some("fuzz") => fuzz::cli(&root, &args[1..]),
         Some("we") => {
@@ -63,7 +85,7 @@ fn real_main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <test | build-agents | provision-ort | run <demo> | new-agent <name> | replay-verify | bench [--quick] | fuzz <target|all|smoke> [--seconds N] | we <args>>"
+                "usage: cargo xtask <test | build-agents | provision-ort | run <demo> | new-agent <name> | replay-verify | bench [--quick] | stress | fuzz <target|all|smoke> [--seconds N] | we <args>>"
             );
             bail!("unknown or missing command")
         }

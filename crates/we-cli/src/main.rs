@@ -294,10 +294,16 @@ fn cmd_run(
         );
         bar
     };
+    // Resident memory, sampled about 20 times over the run (for soak tests).
+    let every = (ticks / 20).max(1);
+    let mut rss_samples: Vec<(u64, u64)> = Vec::new();
     let summary = runtime
         .run(|t| {
             if t % 16 == 0 {
                 bar.set_position(t + 1);
+            }
+            if t % every == 0 || t + 1 == ticks {
+                rss_samples.push((t, rss_bytes()));
             }
         })
         .with_context(|| format!("running {}", path.display()))?;
@@ -305,7 +311,10 @@ fn cmd_run(
     let p50 = runtime.tick_times().quantile_ms(0.5);
     let p99 = runtime.tick_times().quantile_ms(0.99);
     if json {
-        println!("{}", summary_json(&summary, p50, p99));
+        let mut value = summary_json(&summary, p50, p99);
+        value["peak_rss_bytes"] = serde_json::json!(peak_rss_bytes());
+        value["rss_samples"] = serde_json::json!(rss_samples);
+        println!("{value}");
     } else {
         print_summary(&path, &summary, p50, p99);
         if let Some(trace) = &trace {
@@ -492,6 +501,27 @@ fn cmd_inspect(trace: &Path, summary: bool, ticks: Option<&str>, agents: Vec<u32
     let mut out = std::io::BufWriter::new(stdout.lock());
     we_replay::dump_jsonl(&mut reader, &mut out, filter)?;
     Ok(())
+}
+
+/// Resident set size of this process in bytes (0 where /proc is missing).
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// Peak resident set size of this process in bytes (`VmHWM`; 0 where /proc
+/// is missing).
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
 }
 
 fn summary_json(s: &RunSummary, p50: f64, p99: f64) -> serde_json::Value {

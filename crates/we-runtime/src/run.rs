@@ -646,7 +646,8 @@ impl Runtime {
         }
         for meta in &mut self.agents {
             if meta.alive() && !meta.queued {
-                self.task_seq += 1;
+                // Ids are dense from 0: the scheduler forgets an id once every
+                // id below it is dispatched, so a gap would keep it growing.
                 let task = Task::new(
                     TaskId(self.task_seq),
                     meta.id,
@@ -654,6 +655,7 @@ impl Runtime {
                     meta.priority,
                     self.task_seq,
                 );
+                self.task_seq += 1;
                 self.sched
                     .push(task)
                     .map_err(|e| Error::Sched(e.to_string()))?;

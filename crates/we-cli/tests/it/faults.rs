@@ -77,11 +77,21 @@ fn same_plan_and_seed_give_identical_traces_across_runs_and_workers() {
     let dir = tempfile::tempdir().unwrap();
     let (a, ra) = traced(ring_scenario(40, STORM), 1, dir.path());
     for kind in ["trap", "drop", "delay", "duplicate"] {
-        assert!(a.injected.get(kind).copied().unwrap_or(0) > 0, "no {kind}: {:?}", a.injected);
+        assert!(
+            a.injected.get(kind).copied().unwrap_or(0) > 0,
+            "no {kind}: {:?}",
+            a.injected
+        );
     }
     assert!(a.restarts > 0);
-    assert!(ra.iter().any(|r| r.events.iter().any(|e| e.starts_with("drop "))));
-    assert!(ra.iter().any(|r| r.events.iter().any(|e| e.starts_with("restart agent"))));
+    assert!(
+        ra.iter()
+            .any(|r| r.events.iter().any(|e| e.starts_with("drop ")))
+    );
+    assert!(
+        ra.iter()
+            .any(|r| r.events.iter().any(|e| e.starts_with("restart agent")))
+    );
     for workers in [1, 2, 3] {
         let (b, rb) = traced(ring_scenario(40, STORM), workers, dir.path());
         assert_eq!(a.chain_head, b.chain_head, "W={workers}");
@@ -123,7 +133,10 @@ backoff_ticks = 2
     // The first fault is generation 0; the restarted agent is generation 1.
     assert_eq!(
         faults,
-        vec![(3, 0, 5, FaultKind::Injected), (3, 1, 12, FaultKind::Injected)]
+        vec![
+            (3, 0, 5, FaultKind::Injected),
+            (3, 1, 12, FaultKind::Injected)
+        ]
     );
     assert_eq!(s.restarts, 2);
     let events = |t: usize| records[t].events.clone();
@@ -191,7 +204,10 @@ on_limit = "escalate"
         panic!("expected a supervision abort, got {err}");
     };
     assert_eq!(*tick, 6, "{reason}");
-    assert!(reason.contains("group `ring`") && reason.contains("agent 3"), "{reason}");
+    assert!(
+        reason.contains("group `ring`") && reason.contains("agent 3"),
+        "{reason}"
+    );
     // Everything up to the abort is recorded and readable.
     let records: Vec<TickRecord> = we_replay::TraceReader::open(&path)
         .unwrap()
@@ -212,7 +228,8 @@ fn injected_model_load_failures_reach_the_agent_as_errors() {
     let text = format!(
         "seed = 1\nticks = 6\n[security]\ntrusted_keys = [{key:?}]\n[inference]\nregistry = {reg:?}\npreload = [\"policy\"]\n[inference.postprocess]\npolicy = \"argmax\"\n[[faults.model]]\nmodel = \"policy\"\ntick = 2\n[[agents]]\nname = \"infer\"\nmodule = \"infer.wasm\"\ncount = 8\n",
         key = dev_key(),
-        reg = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/models/models.toml"),
+        reg = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/models/models.toml"),
     );
     let dir = tempfile::tempdir().unwrap();
     let s = Scenario::parse("model-fault", text.as_bytes(), agents_dir()).unwrap();
@@ -220,10 +237,11 @@ fn injected_model_load_failures_reach_the_agent_as_errors() {
     assert_eq!(a.injected.get("model"), Some(&8));
     let failed = &records[2];
     assert_eq!(failed.events.len(), 8);
-    assert!(failed.inference.iter().all(|r| r
-        .outcome
-        .as_ref()
-        .is_err_and(|e| e.contains("injected fault"))));
+    assert!(failed.inference.iter().all(|r| {
+        r.outcome
+            .as_ref()
+            .is_err_and(|e| e.contains("injected fault"))
+    }));
     let (b, _) = traced(s, 2, dir.path());
     assert_eq!(a.chain_head, b.chain_head);
 }
@@ -231,10 +249,22 @@ fn injected_model_load_failures_reach_the_agent_as_errors() {
 #[test]
 fn bad_fault_plans_and_supervision_rules_are_named() {
     for (extra, needle) in [
-        ("[[faults.trap]]\nprobability = 2.0\n", "faults.trap[0].probability"),
-        ("[[faults.message]]\naction = \"delay\"\n", "faults.message[0].delay_ticks"),
-        ("[[supervision]]\ngroup = \"nope\"\n", "supervision[0].group"),
-        ("[[supervision]]\ngroup = \"ring\"\nwindow_ticks = 0\n", "supervision[0].window_ticks"),
+        (
+            "[[faults.trap]]\nprobability = 2.0\n",
+            "faults.trap[0].probability",
+        ),
+        (
+            "[[faults.message]]\naction = \"delay\"\n",
+            "faults.message[0].delay_ticks",
+        ),
+        (
+            "[[supervision]]\ngroup = \"nope\"\n",
+            "supervision[0].group",
+        ),
+        (
+            "[[supervision]]\ngroup = \"ring\"\nwindow_ticks = 0\n",
+            "supervision[0].window_ticks",
+        ),
     ] {
         let e = match we_cli::build(ring_scenario(3, extra), RunOptions::default()) {
             Ok(_) => panic!("accepted {extra}"),
