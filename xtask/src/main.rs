@@ -1,7 +1,8 @@
 //! Project automation: `cargo xtask <command>`.
 //!
 //! - `test`: everything CI checks: fmt, clippy (warnings denied), guest agents,
-//!   ONNX Runtime provisioning, every test, golden trace verification.
+//!   ONNX Runtime provisioning, every test, golden trace verification, and a
+//!   10-second fuzz smoke run of each cheap fuzz target.
 //! - `build-agents`: builds the guest agents in `agents/` for wasm32 and copies
 //!   them to `build/agents/`.
 //! - `provision-ort`: fetches the ONNX Runtime shared library from the PyPI
@@ -266,5 +267,7 @@ fn test(root: &Path) -> Result<()> {
     // The golden traces were verified by the tests above; run them once more
     // through the front door so its output is in the log.
     replay_verify(root)?;
+    // A short libFuzzer run of every cheap fuzz target (fuzz/README.md).
+    fuzz::smoke_all(root, 10)?;
     Ok(())
 }
