@@ -64,8 +64,6 @@ impl Agent for HostileMembomb {
     }
 }
 
-we_agent::capabilities!(
-    "host = tick self_id emit log"
-);
+we_agent::capabilities!("host = tick self_id emit log");
 
 export_agent!(HostileMembomb);

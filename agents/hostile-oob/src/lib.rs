@@ -73,8 +73,6 @@ impl Agent for HostileOob {
     }
 }
 
-we_agent::capabilities!(
-    "host = tick self_id rand_u64 emit log region_read region_len"
-);
+we_agent::capabilities!("host = tick self_id rand_u64 emit log region_read region_len");
 
 export_agent!(HostileOob);

@@ -246,9 +246,11 @@ fn real_main() -> Result<()> {
             agents,
             ticks,
             workers,
-            &agents_dir,
-            &models_dir,
-            &trusted_key,
+            BenchPaths {
+                agents: &agents_dir,
+                models: &models_dir,
+                key: &trusted_key,
+            },
             !no_trace,
         ),
     }
@@ -627,16 +629,26 @@ fn tick_text(t: u64) -> String {
     }
 }
 
+/// Where `bench-workload` finds its inputs.
+struct BenchPaths<'a> {
+    agents: &'a Path,
+    models: &'a Path,
+    key: &'a Path,
+}
+
 fn cmd_bench(
     workload: &str,
     agents: u32,
     ticks: u64,
     workers: usize,
-    dir: &Path,
-    models: &Path,
-    key: &Path,
+    paths: BenchPaths<'_>,
     trace: bool,
 ) -> Result<()> {
+    let BenchPaths {
+        agents: dir,
+        models,
+        key,
+    } = paths;
     let module = match workload {
         "ring" | "compute" | "gossip" | "infer" => dir.join(format!("{workload}.wasm")),
         other => bail!("unknown workload `{other}`: expected ring, compute, gossip or infer"),

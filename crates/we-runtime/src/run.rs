@@ -171,12 +171,16 @@ pub struct Runtime {
     restarts_due: BTreeMap<u64, Vec<u32>>,
     /// Message copies held back by a delay fault, by the tick of their commit:
     /// `(sender, receiver, topic, payload)`.
-    delayed: BTreeMap<u64, Vec<(u32, u32, Option<u32>, Vec<u8>)>>,
+    delayed: BTreeMap<u64, Vec<HeldCopy>>,
     /// Events of the coming commit decided before it (restarts at schedule).
     pending_events: Vec<String>,
     /// Set when a supervisor gives up; returned after the tick is recorded.
     abort: Option<Error>,
 }
+
+/// A message copy held back by a delay fault: `(sender, receiver, topic of a
+/// publish, payload)`.
+type HeldCopy = (u32, u32, Option<u32>, Vec<u8>);
 
 impl AgentMeta {
     fn alive(&self) -> bool {

@@ -269,7 +269,8 @@ mod tests {
     #[test]
     fn unknown_or_duplicate_groups_are_refused() {
         let rule: SupervisionRule = toml::from_str("group='h'\n").unwrap();
-        let (field, problem) = Supervisor::new(&[rule.clone()], &["g".to_string()], 1).unwrap_err();
+        let (field, problem) =
+            Supervisor::new(std::slice::from_ref(&rule), &["g".to_string()], 1).unwrap_err();
         assert_eq!(field, "supervision[0].group");
         assert!(problem.contains("`h`"), "{problem}");
         let g: SupervisionRule = toml::from_str("group='g'\n").unwrap();
