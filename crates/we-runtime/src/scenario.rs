@@ -271,6 +271,13 @@ impl Scenario {
                 "must be at least 1".into(),
             ));
         }
+        // The fault plan and the supervision rules are checked here too, so a
+        // bad one is named with the file before anything is loaded.
+        crate::faults::Injector::new(&scenario.faults, scenario.seed)
+            .map_err(|(field, problem)| invalid(&field, problem))?;
+        let names: Vec<String> = scenario.agents.iter().map(|g| g.name.clone()).collect();
+        crate::supervise::Supervisor::new(&scenario.supervision, &names, 0)
+            .map_err(|(field, problem)| invalid(&field, problem))?;
         Ok(scenario)
     }
 

@@ -10,7 +10,10 @@ use crate::{models_dir, registry};
 fn registry_hashes_match_the_model_files() {
     let reg = registry();
     let names: Vec<&str> = reg.entries().iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(names, ["policy", "hunter", "multi_io", "stateful", "mean_pool"]);
+    assert_eq!(
+        names,
+        ["policy", "hunter", "multi_io", "stateful", "mean_pool"]
+    );
     for entry in reg.entries() {
         let bytes = std::fs::read(&entry.path).unwrap();
         assert_eq!(
