@@ -648,41 +648,56 @@ impl Runtime {
             self.pending_events
                 .push(format!("restart agent {} g{}", i, meta.id.generation));
         }
-        for meta in &mut self.agents {
-            if meta.alive() && !meta.queued {
-                // Ids are dense from 0: the scheduler forgets an id once every
-                // id below it is dispatched, so a gap would keep it growing.
-                let task = Task::new(
-                    TaskId(self.task_seq),
-                    meta.id,
-                    TaskKind::Step,
-                    meta.priority,
-                    self.task_seq,
-                );
-                self.task_seq += 1;
-                self.sched
-                    .push(task)
-                    .map_err(|e| Error::Sched(e.to_string()))?;
-                meta.queued = true;
+        let unlimited = self.scenario.scheduler.max_tasks_per_tick == 0;
+        if !unlimited {
+            for meta in &mut self.agents {
+                if meta.alive() && !meta.queued {
+                    // Ids are dense from 0: the scheduler forgets an id once
+                    // every id below it is dispatched, so a gap would keep it
+                    // growing.
+                    let task = Task::new(
+                        TaskId(self.task_seq),
+                        meta.id,
+                        TaskKind::Step,
+                        meta.priority,
+                        self.task_seq,
+                    );
+                    self.task_seq += 1;
+                    self.sched
+                        .push(task)
+                        .map_err(|e| Error::Sched(e.to_string()))?;
+                    meta.queued = true;
+                }
             }
+            self.dispatched.clear();
+            self.sched
+                .dispatch_tick(&mut self.dispatched)
+                .map_err(|e| Error::Sched(e.to_string()))?;
         }
-        self.dispatched.clear();
-        self.sched
-            .dispatch_tick(&mut self.dispatched)
-            .map_err(|e| Error::Sched(e.to_string()))?;
         let shared = Arc::get_mut(&mut self.shared).ok_or(Error::Internal(
             "a worker still holds the shared tick state at schedule",
         ))?;
         shared.tick = Tick(t);
-        shared.run.iter_mut().for_each(|r| *r = RUN_SKIP);
-        for task in &self.dispatched {
-            let i = task.agent.index as usize;
-            if let Some(meta) = self.agents.get_mut(i) {
-                meta.queued = false;
-                if meta.alive()
-                    && let Some(slot) = shared.run.get_mut(i)
-                {
-                    *slot = RUN_STEP;
+        if unlimited {
+            // Without a per-tick limit the scheduler dispatches every queued
+            // task under either policy, so the tick runs every live agent; the
+            // order it would list them in does not matter (workers run their
+            // agents by id, the commit is by id). It is skipped: same result,
+            // none of its per-task cost.
+            for (slot, meta) in shared.run.iter_mut().zip(&self.agents) {
+                *slot = if meta.alive() { RUN_STEP } else { RUN_SKIP };
+            }
+        } else {
+            shared.run.iter_mut().for_each(|r| *r = RUN_SKIP);
+            for task in &self.dispatched {
+                let i = task.agent.index as usize;
+                if let Some(meta) = self.agents.get_mut(i) {
+                    meta.queued = false;
+                    if meta.alive()
+                        && let Some(slot) = shared.run.get_mut(i)
+                    {
+                        *slot = RUN_STEP;
+                    }
                 }
             }
         }

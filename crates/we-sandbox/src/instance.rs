@@ -257,12 +257,11 @@ impl WasmAgent {
         fuel: &mut u64,
     ) -> Result<i32, FaultKind> {
         let ptr = self.buffer(bytes.len(), fuel)?;
-        self.memory
-            .view(&self.store)
-            .write(ptr as u64, bytes)
-            .map_err(|_| FaultKind::OutOfBounds {
+        host::write_guest(&self.memory.view(&self.store), u64::from(ptr), bytes).map_err(|()| {
+            FaultKind::OutOfBounds {
                 what: exports::BUFFER.to_string(),
-            })?;
+            }
+        })?;
         let len = bytes.len() as i32;
         self.metered(fuel, |store| f.call(store, ptr as i32, len))
     }
