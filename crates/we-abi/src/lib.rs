@@ -31,11 +31,18 @@
 #![no_std]
 
 /// The ABI version this crate describes.
-pub const ABI_VERSION: u32 = 1;
+///
+/// Version 2 differs from 1 in one point: when the agent's inbox is not
+/// empty, the host passes it to `agent_step` right after the `StepContext`
+/// (one call per tick) instead of calling `agent_receive` first. A module
+/// declaring 1 is still called the version 1 way.
+pub const ABI_VERSION: u32 = 2;
 /// Oldest ABI version a host built from this crate accepts.
 pub const ABI_VERSION_MIN: u32 = 1;
 /// Newest ABI version a host built from this crate accepts.
-pub const ABI_VERSION_MAX: u32 = 1;
+pub const ABI_VERSION_MAX: u32 = 2;
+/// First ABI version whose `agent_step` takes the inbox after the context.
+pub const ABI_STEP_WITH_INBOX: u32 = 2;
 
 /// The only import module a guest may import from.
 pub const IMPORT_MODULE: &str = "we";

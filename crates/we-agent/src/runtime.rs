@@ -111,14 +111,30 @@ impl<A: Agent> Runtime<A> {
         self.ctx.finish()
     }
 
-    /// `agent_step(ptr, len)`: a [`StepContext`].
+    /// `agent_step(ptr, len)`: a [`StepContext`], then (ABI v2) the tick's
+    /// inbox as message records when it is not empty: the messages go to
+    /// `receive_all`, then `step` runs, in one export call. A failure in
+    /// `receive_all` ends the call before `step`, as a failed `agent_receive`
+    /// did in ABI v1.
     pub fn agent_step(&mut self, ptr: i32, len: i32) -> i32 {
         let Some(range) = self.span(ptr, len) else {
             return status::BAD_CONTEXT;
         };
-        let Some(step) = StepContext::decode(&self.buffer[range]) else {
+        let bytes = &self.buffer[range];
+        let Some(step) = StepContext::decode(bytes) else {
             return status::BAD_CONTEXT;
         };
+        let inbox = bytes.get(StepContext::SIZE..).unwrap_or(&[]);
+        if !inbox.is_empty() {
+            if Inbox::check(inbox).is_none() {
+                return status::BAD_CONTEXT;
+            }
+            self.ctx.begin_call(Some(step.tick));
+            self.agent.receive_all(&mut self.ctx, Inbox::new(inbox));
+            if self.ctx.failed().is_some() {
+                return self.ctx.finish();
+            }
+        }
         self.ctx.begin_step(step);
         self.agent.step(&mut self.ctx);
         self.ctx.finish()

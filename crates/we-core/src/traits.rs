@@ -117,6 +117,14 @@ pub enum AgentCall<'a> {
         /// `StepContext` bytes.
         context: &'a [u8],
     },
+    /// ABI v2: `agent_step` with the step context followed by the inbox
+    /// (message records), in one call.
+    StepWithInbox {
+        /// `StepContext` bytes.
+        context: &'a [u8],
+        /// Message records.
+        inbox: &'a [u8],
+    },
     /// `agent_shutdown`.
     Shutdown,
 }

@@ -84,6 +84,8 @@ struct Partition {
     host: Arc<dyn AgentHost>,
     seed: u64,
     specs: Vec<AgentSpec>,
+    /// Per agent: its module takes the inbox with the step context (ABI v2).
+    step_with_inbox: Vec<bool>,
     instances: Vec<Option<Box<dyn AgentInstance>>>,
     scratch: Vec<u8>,
     perturb_state: u64,
@@ -101,9 +103,17 @@ impl Partition {
                     })?;
             instances.push(Some(instance));
         }
+        let step_with_inbox = specs
+            .iter()
+            .map(|spec| {
+                host.module_info(spec.module)
+                    .is_some_and(|info| info.abi_version >= we_abi::ABI_STEP_WITH_INBOX)
+            })
+            .collect();
         Ok(Self {
             host,
             seed,
+            step_with_inbox,
             specs,
             instances,
             scratch: Vec::new(),
@@ -184,8 +194,9 @@ impl Partition {
                 Phase::Tick => {
                     let inbox = shared.bus.inbox(spec.id.index);
                     let inbox_len = shared.bus.inbox_len(spec.id.index);
+                    let one_call = self.step_with_inbox.get(j).copied().unwrap_or(false);
                     let mut outcome = CallOutcome::Ok;
-                    if inbox_len > 0 {
+                    if inbox_len > 0 && !one_call {
                         outcome = instance.call(
                             shared.tick,
                             AgentCall::Receive { inbox },
@@ -204,9 +215,17 @@ impl Partition {
                         };
                         let mut bytes = [0u8; StepContext::SIZE];
                         ctx.encode(&mut bytes);
+                        let call = if one_call && inbox_len > 0 {
+                            AgentCall::StepWithInbox {
+                                context: &bytes,
+                                inbox,
+                            }
+                        } else {
+                            AgentCall::Step { context: &bytes }
+                        };
                         outcome = instance.call(
                             shared.tick,
-                            AgentCall::Step { context: &bytes },
+                            call,
                             Some(&shared.regions),
                             &mut result.emitted,
                         );

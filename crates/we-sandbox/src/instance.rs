@@ -280,6 +280,21 @@ impl WasmAgent {
                 let f = self.f_step.clone();
                 self.call_with_bytes(f, context, fuel)
             }
+            AgentCall::StepWithInbox { context, inbox } => {
+                // Context and inbox are written back to back into the
+                // exchange buffer: one export call, no host-side concatenation.
+                let ptr = self.buffer(context.len() + inbox.len(), fuel)?;
+                let oob = |()| FaultKind::OutOfBounds {
+                    what: exports::BUFFER.to_string(),
+                };
+                let view = self.memory.view(&self.store);
+                host::write_guest(&view, u64::from(ptr), context).map_err(oob)?;
+                host::write_guest(&view, u64::from(ptr) + context.len() as u64, inbox)
+                    .map_err(oob)?;
+                let f = self.f_step.clone();
+                let len = (context.len() + inbox.len()) as i32;
+                self.metered(fuel, |store| f.call(store, ptr as i32, len))
+            }
             AgentCall::Shutdown => {
                 let f = self.f_shutdown.clone();
                 self.metered(fuel, |store| f.call(store))

@@ -368,7 +368,7 @@ fn missing_or_mistyped_exports_are_refused() {
 #[test]
 fn wrong_abi_versions_are_refused() {
     for (version, declared) in [
-        ("i32.const 2", 2u32),
+        ("i32.const 3", 3u32),
         ("i32.const 0", 0),
         ("i32.const -1", u32::MAX),
     ] {
@@ -733,4 +733,68 @@ fn table_growth_is_capped_inside_the_guest() {
     .bytes();
     let (outcome, _, _) = step(&bytes, SandboxConfig::default());
     assert_eq!(outcome, CallOutcome::Fault(FaultKind::ErrorCode(7)));
+}
+
+#[test]
+fn one_call_with_the_inbox_equals_receive_then_step() {
+    // ABI v2 (the SDK's): `agent_step` with the inbox after the context gives
+    // exactly the effects of v1's `agent_receive` then `agent_step`.
+    let bytes = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../build/agents/ring.wasm"),
+    )
+    .unwrap();
+    let mut sb = Sandbox::new(SandboxConfig::default());
+    let m = sb.load_module("ring.wasm", &bytes).unwrap();
+    let info = we_core::AgentHost::module_info(&sb, m).unwrap();
+    assert_eq!(info.abi_version, we_abi::ABI_STEP_WITH_INBOX);
+    let mut inbox = Vec::new();
+    for (sender, v) in [(3u32, 41u64), (9, u64::MAX)] {
+        let h = we_abi::MessageHeader {
+            sender,
+            kind: we_abi::msg_kind::DIRECT,
+            flags: 0,
+            len: 8,
+            channel: 0,
+        };
+        we_abi::write_record(&mut inbox, h.encode(), &v.to_le_bytes());
+    }
+    let mut init = vec![0u8; 32];
+    init[8..12].copy_from_slice(&4u32.to_le_bytes()); // agent_count
+    let mut ctx = [0u8; 32];
+    ctx[0..8].copy_from_slice(&5u64.to_le_bytes()); // tick 5
+    ctx[16..20].copy_from_slice(&2u32.to_le_bytes()); // inbox_len
+    let run = |one_call: bool| {
+        let mut a = sb.instantiate_agent(m, AgentId::new(0), 1).unwrap();
+        let mut out = Emitted::default();
+        let ok = a.call(Tick(0), AgentCall::Init { context: &init }, None, &mut out);
+        assert_eq!(ok, CallOutcome::Ok);
+        out.clear();
+        if one_call {
+            let r = a.call(
+                Tick(5),
+                AgentCall::StepWithInbox {
+                    context: &ctx,
+                    inbox: &inbox,
+                },
+                None,
+                &mut out,
+            );
+            assert_eq!(r, CallOutcome::Ok);
+        } else {
+            let r = a.call(
+                Tick(5),
+                AgentCall::Receive { inbox: &inbox },
+                None,
+                &mut out,
+            );
+            assert_eq!(r, CallOutcome::Ok);
+            let r = a.call(Tick(5), AgentCall::Step { context: &ctx }, None, &mut out);
+            assert_eq!(r, CallOutcome::Ok);
+        }
+        out.effects
+    };
+    let (v1, v2) = (run(false), run(true));
+    assert_eq!(v1, v2);
+    // Two sends (42 and 0 after wrapping) to agent 1.
+    assert_eq!(v2.len(), 2 * 24);
 }
