@@ -186,6 +186,11 @@ pub trait AgentInstance {
 
     /// Bytes of linear memory the instance currently holds.
     fn memory_bytes(&self) -> u64;
+
+    /// A hint that the instance is called next: an implementation may start
+    /// loading what a call touches into the cache. Changes no state and no
+    /// result; the default does nothing.
+    fn prefetch(&self) {}
 }
 
 /// Facts about a loaded agent module.

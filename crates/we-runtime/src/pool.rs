@@ -154,6 +154,12 @@ impl Partition {
                 }
                 phase = Phase::Init;
             }
+            // Start loading the next agent while this one runs: at 10,000
+            // agents the tick is bound by cache and TLB misses on each
+            // agent's instance and memory.
+            if let Some(Some(next)) = self.instances.get(j + 1) {
+                next.prefetch();
+            }
             let spec = &self.specs[j];
             let Some(instance) = self.instances[j].as_mut() else {
                 continue;

@@ -38,6 +38,10 @@ pub struct WasmAgent {
     exhausted_may_be_set: bool,
     buf_ptr: u32,
     buf_cap: u32,
+    /// Host address of the exchange buffer, for [`AgentInstance::prefetch`]
+    /// only (never dereferenced). Memories never move: both memory styles
+    /// grow in place.
+    buf_host: usize,
     fuel_per_call: u64,
     faulted: Option<FaultKind>,
 }
@@ -158,6 +162,7 @@ impl WasmAgent {
             exhausted_may_be_set: false,
             buf_ptr: 0,
             buf_cap: 0,
+            buf_host: 0,
             fuel_per_call,
             faulted: None,
         })
@@ -246,6 +251,8 @@ impl WasmAgent {
         }
         self.buf_ptr = ptr as u32;
         self.buf_cap = cap;
+        self.buf_host =
+            (self.memory.view(&self.store).data_ptr() as usize).wrapping_add(ptr as usize);
         Ok(self.buf_ptr)
     }
 
@@ -353,6 +360,23 @@ impl AgentInstance for WasmAgent {
             Err(kind) => {
                 self.faulted = Some(kind.clone());
                 CallOutcome::Fault(kind)
+            }
+        }
+    }
+
+    fn prefetch(&self) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let this = self as *const Self as *const i8;
+            // SAFETY: a prefetch is only a hint: it never faults, whatever the
+            // address, and reads nothing the program can observe. SSE is part
+            // of the x86_64 baseline.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(this);
+                if self.buf_host != 0 {
+                    _mm_prefetch::<_MM_HINT_T0>(self.buf_host as *const i8);
+                }
             }
         }
     }
