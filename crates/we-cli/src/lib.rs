@@ -73,8 +73,18 @@ pub fn inference_backend(scenario: &Scenario) -> Result<Option<OrtBackend>> {
 
 /// Builds a runtime for a parsed scenario, with inference if it asks for it.
 pub fn build(scenario: Scenario, options: RunOptions) -> Result<Runtime> {
+    let config = sandbox_config(&scenario);
+    build_with_sandbox(scenario, options, config)
+}
+
+/// [`build`] with explicit sandbox settings (benchmarks: `--unmetered`).
+pub fn build_with_sandbox(
+    scenario: Scenario,
+    options: RunOptions,
+    config: SandboxConfig,
+) -> Result<Runtime> {
     let backend = inference_backend(&scenario)?;
-    let sandbox = Sandbox::new(sandbox_config(&scenario));
+    let sandbox = Sandbox::new(config);
     let mut runtime = Runtime::new(scenario, Box::new(sandbox), options)?;
     if let Some(backend) = backend {
         runtime.set_inference(Box::new(backend));

@@ -149,6 +149,10 @@ enum Command {
         /// Public key the agents are signed with.
         #[arg(long, default_value = "fixtures/keys/dev.pub")]
         trusted_key: PathBuf,
+        /// Measurement only: compile the agents without fuel metering, to see
+        /// what metering costs. Never a way to run scenarios.
+        #[arg(long)]
+        unmetered: bool,
         /// Print JSON (the default and only format).
         #[arg(long)]
         json: bool,
@@ -240,6 +244,7 @@ fn real_main() -> Result<()> {
             models_dir,
             no_trace,
             trusted_key,
+            unmetered,
             json: _,
         } => cmd_bench(
             &workload,
@@ -251,7 +256,10 @@ fn real_main() -> Result<()> {
                 models: &models_dir,
                 key: &trusted_key,
             },
-            !no_trace,
+            BenchMode {
+                trace: !no_trace,
+                metering: !unmetered,
+            },
         ),
     }
 }
@@ -629,6 +637,12 @@ fn tick_text(t: u64) -> String {
     }
 }
 
+/// How `bench-workload` runs.
+struct BenchMode {
+    trace: bool,
+    metering: bool,
+}
+
 /// Where `bench-workload` finds its inputs.
 struct BenchPaths<'a> {
     agents: &'a Path,
@@ -642,8 +656,9 @@ fn cmd_bench(
     ticks: u64,
     workers: usize,
     paths: BenchPaths<'_>,
-    trace: bool,
+    mode: BenchMode,
 ) -> Result<()> {
+    let BenchMode { trace, metering } = mode;
     let BenchPaths {
         agents: dir,
         models,
@@ -680,7 +695,9 @@ fn cmd_bench(
         workers: Some(workers),
         ..RunOptions::default()
     };
-    let mut runtime = we_cli::build(scenario, options)?;
+    let mut config = we_cli::sandbox_config(&scenario);
+    config.metering = metering;
+    let mut runtime = we_cli::build_with_sandbox(scenario, options, config)?;
     let trace_file = std::env::temp_dir().join(format!("we-bench-{}.trace", std::process::id()));
     if trace {
         we_cli::record_to(&mut runtime, &trace_file, FsyncPolicy::Never)?;
@@ -702,6 +719,7 @@ fn cmd_bench(
         "ticks": ticks,
         "workers": summary.workers,
         "trace": trace,
+        "metering": metering,
         "wall_s": summary.wall_s,
         "init_s": summary.init_s,
         "ticks_per_s": summary.ticks as f64 / summary.wall_s.max(1e-9),

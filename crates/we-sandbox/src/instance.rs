@@ -32,8 +32,9 @@ pub struct WasmAgent {
     f_step: TypedFunction<(i32, i32), i32>,
     f_receive: TypedFunction<(i32, i32), i32>,
     f_shutdown: TypedFunction<(), i32>,
-    remaining: Global,
-    exhausted: Global,
+    /// The metering globals; `None` only in an unmetered benchmark sandbox.
+    remaining: Option<Global>,
+    exhausted: Option<Global>,
     /// Whether the last metered call failed, so `exhausted` may be raised.
     exhausted_may_be_set: bool,
     buf_ptr: u32,
@@ -65,6 +66,7 @@ impl WasmAgent {
     ) -> Result<Self> {
         let mut store = Store::new(engine.clone());
         let fuel_per_call = config.fuel_per_call;
+        let fuel_metered = config.metering;
         let env = FunctionEnv::new(
             &mut store,
             HostEnv {
@@ -144,8 +146,14 @@ impl WasmAgent {
         let f_shutdown = ex
             .get_typed_function(&store, exports::AGENT_SHUTDOWN)
             .map_err(typed_err)?;
-        let remaining = ex.get_global(REMAINING_POINTS).map_err(typed_err)?.clone();
-        let exhausted = ex.get_global(POINTS_EXHAUSTED).map_err(typed_err)?.clone();
+        let (remaining, exhausted) = if fuel_metered {
+            (
+                Some(ex.get_global(REMAINING_POINTS).map_err(typed_err)?.clone()),
+                Some(ex.get_global(POINTS_EXHAUSTED).map_err(typed_err)?.clone()),
+            )
+        } else {
+            (None, None)
+        };
         env.as_mut(&mut store).memory = Some(memory.clone());
         Ok(Self {
             store,
@@ -187,24 +195,29 @@ impl WasmAgent {
         fuel_used: &mut u64,
         f: impl FnOnce(&mut Store) -> std::result::Result<T, RuntimeError>,
     ) -> Result<T, FaultKind> {
+        let (Some(remaining), Some(exhausted_flag)) =
+            (self.remaining.clone(), self.exhausted.clone())
+        else {
+            // Unmetered (benchmarks only): no budget, no fuel accounting.
+            let result = f(&mut self.store);
+            return result.map_err(|e| self.classify(e, false));
+        };
         let budget = self.fuel_per_call;
         // The globals are created by the metering middleware with these exact
         // types, so `set` cannot fail on a type mismatch.
-        let _ = self
-            .remaining
-            .set(&mut self.store, Value::I64(budget as i64));
+        let _ = remaining.set(&mut self.store, Value::I64(budget as i64));
         // The middleware raises `exhausted` only together with a trap, so it
         // can be set only after a call that failed: reset it then, and read it
         // only when a call failed (two global accesses fewer per call).
         if self.exhausted_may_be_set {
-            let _ = self.exhausted.set(&mut self.store, Value::I32(0));
+            let _ = exhausted_flag.set(&mut self.store, Value::I32(0));
             self.exhausted_may_be_set = false;
         }
         let result = f(&mut self.store);
         let exhausted = result.is_err()
-            && matches!(self.exhausted.get(&mut self.store), Value::I32(x) if x != 0);
+            && matches!(exhausted_flag.get(&mut self.store), Value::I32(x) if x != 0);
         self.exhausted_may_be_set = result.is_err();
-        let left = match self.remaining.get(&mut self.store) {
+        let left = match remaining.get(&mut self.store) {
             Value::I64(v) if !exhausted => v as u64,
             _ => 0,
         };

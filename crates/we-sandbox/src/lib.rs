@@ -51,6 +51,10 @@ pub struct SandboxConfig {
     pub log_line_bytes_max: u32,
     /// How linear memories are reserved.
     pub memory_style: MemoryStyleChoice,
+    /// Fuel metering. Always on in runs; `false` exists only so benchmarks
+    /// can measure what metering costs (`we bench-workload --unmetered`):
+    /// without it nothing stops an agent that never returns.
+    pub metering: bool,
 }
 
 impl Default for SandboxConfig {
@@ -63,6 +67,7 @@ impl Default for SandboxConfig {
             log_lines_max: 64,
             log_line_bytes_max: 1024,
             memory_style: MemoryStyleChoice::Dynamic,
+            metering: true,
         }
     }
 }
@@ -100,7 +105,9 @@ impl Sandbox {
         let mut compiler = Cranelift::new();
         compiler.canonicalize_nans(true);
         let limit = self.config.fuel_per_call;
-        compiler.push_middleware(Arc::new(Metering::new(limit, |_| 1)));
+        if self.config.metering {
+            compiler.push_middleware(Arc::new(Metering::new(limit, |_| 1)));
+        }
         let mut features = Features::new();
         features
             .threads(false)
