@@ -189,7 +189,9 @@ pub trait AgentInstance {
 
     /// A hint that the instance is called next: an implementation may start
     /// loading what a call touches into the cache. Changes no state and no
-    /// result; the default does nothing.
+    /// result; the default does nothing. Callers should have brought the
+    /// instance itself near (see `we_runtime`'s pool) a step earlier, since
+    /// this reads it.
     fn prefetch(&self) {}
 }
 

@@ -381,12 +381,10 @@ impl AgentInstance for WasmAgent {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            let this = self as *const Self as *const i8;
             // SAFETY: a prefetch is only a hint: it never faults, whatever the
             // address, and reads nothing the program can observe. SSE is part
             // of the x86_64 baseline.
             unsafe {
-                _mm_prefetch::<_MM_HINT_T0>(this);
                 if self.buf_host != 0 {
                     _mm_prefetch::<_MM_HINT_T0>(self.buf_host as *const i8);
                 }
