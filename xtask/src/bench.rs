@@ -116,19 +116,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let lib = crate::prepare(root)?;
     let we = match &opts.we {
         Some(we) => we.clone(),
-        None => {
-            let mut build = crate::cargo();
-            build.current_dir(root).args([
-                "build",
-                "--release",
-                "--package",
-                "we-cli",
-                "--bin",
-                "we",
-            ]);
-            crate::run(build)?;
-            target_dir(root).join("release/we")
-        }
+        None => crate::build_we(root, crate::Profile::Release)?,
     };
     let machine = Machine::read(root, &lib);
     let mut report = Report::default();
@@ -170,12 +158,6 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         elapsed.as_secs_f64()
     );
     Ok(())
-}
-
-fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
 }
 
 // ---------------------------------------------------------------- machine
@@ -318,7 +300,11 @@ fn criterion(root: &Path, lib: &Path, opts: &Opts) -> Result<CritResults> {
         }
     }
     let mut results = BTreeMap::new();
-    collect_criterion(&target_dir(root).join("criterion"), since, &mut results)?;
+    collect_criterion(
+        &crate::target_dir(root).join("criterion"),
+        since,
+        &mut results,
+    )?;
     Ok(CritResults { results, notes })
 }
 

@@ -25,7 +25,7 @@ pub(crate) fn run(root: &Path, extra: &[String]) -> Result<()> {
     let ui = extra.iter().any(|a| a == "--ui");
     let rest: Vec<String> = extra.iter().filter(|a| *a != "--ui").cloned().collect();
     let lib = super::prepare(root)?;
-    let we = build_we(root)?;
+    let we = super::build_we(root, super::Profile::Debug)?;
     let trace = root.join("build/predator-prey.trace");
     let scenario = if ui {
         ui_scenario(root)?
@@ -89,23 +89,6 @@ fn ui_scenario(root: &Path) -> Result<PathBuf> {
     let path = root.join("build/predator-prey-ui.toml");
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
-}
-
-/// Builds the `we` binary and returns its path.
-fn build_we(root: &Path) -> Result<PathBuf> {
-    let mut cmd = super::cargo();
-    cmd.current_dir(root)
-        .args(["build", "--quiet", "--package", "we-cli", "--bin", "we"]);
-    super::run(cmd)?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let target = if target.is_absolute() {
-        target
-    } else {
-        root.join(target)
-    };
-    Ok(target.join("debug").join("we"))
 }
 
 /// Runs `we args`, echoing and returning its standard output.

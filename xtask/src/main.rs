@@ -62,20 +62,8 @@ fn real_main() -> Result<()> {
         Some("stress") => {
             // The ring needs no inference, so no ONNX Runtime either.
             build_agents(&root)?;
-            let mut build = cargo();
-            build.current_dir(&root).args([
-                "build",
-                "--release",
-                "--package",
-                "we-cli",
-                "--bin",
-                "we",
-            ]);
-            run(build)?;
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| root.join("target"));
-            stress::run(&root, &target.join("release/we"), &args[1..])
+            let we = build_we(&root, Profile::Release)?;
+            stress::run(&root, &we, &args[1..])
         }
         Some("new-agent") => new_agent::cli(&root, &args[1..]),
         Some("fuzz") => fuzz::cli(&root, &args[1..]),
@@ -103,6 +91,38 @@ fn workspace_root() -> Result<PathBuf> {
 
 fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()))
+}
+
+/// The cargo target directory (`CARGO_TARGET_DIR`, relative to the root, or
+/// `target/`).
+fn target_dir(root: &Path) -> PathBuf {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"));
+    root.join(dir)
+}
+
+/// Which build of the `we` binary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Profile {
+    Debug,
+    Release,
+}
+
+/// Builds the `we` binary and returns its path.
+fn build_we(root: &Path, profile: Profile) -> Result<PathBuf> {
+    let mut cmd = cargo();
+    cmd.current_dir(root)
+        .args(["build", "--quiet", "--package", "we-cli", "--bin", "we"]);
+    if profile == Profile::Release {
+        cmd.arg("--release");
+    }
+    run(cmd)?;
+    let dir = match profile {
+        Profile::Debug => "debug",
+        Profile::Release => "release",
+    };
+    Ok(target_dir(root).join(dir).join("we"))
 }
 
 /// Runs a command, failing with its rendering if it fails.
