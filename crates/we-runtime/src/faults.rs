@@ -339,6 +339,12 @@ impl Injector {
         !self.msgs.is_empty()
     }
 
+    /// Whether any model rule exists.
+    #[inline]
+    pub fn has_model_rules(&self) -> bool {
+        !self.models.is_empty()
+    }
+
     /// Whether agent `agent` is made to fault at tick `t`.
     pub fn trap(&self, t: u64, agent: u32) -> bool {
         self.traps.iter().enumerate().any(|(k, r)| {

@@ -930,12 +930,9 @@ impl Runtime {
                     let Some(h) = EffectHeader::decode(header) else {
                         return Err(Error::Internal("unvalidated effect header"));
                     };
-                    if let Some(why) = undeclared(caps, h.op, h.target, payload) {
+                    if let Some(why) = undeclared(caps, h.op, h.target) {
                         capability_refusals += 1;
-                        logs.push(format!(
-                            "t={} agent={i}: {why} refused: not declared in the module's capabilities",
-                            tick_label(t)
-                        ));
+                        logs.push(capability_refusal(t, i, &why));
                         continue;
                     }
                     match h.op {
@@ -1013,13 +1010,24 @@ impl Runtime {
                         }
                         op::LEAVE => bus.leave(i, h.target),
                         op::INFER => match tensor::read_request_header(payload) {
-                            Ok((model, count, inputs)) => requests.push(InferenceRequest {
-                                agent: AgentId::new(i),
-                                tag: h.aux,
-                                model: String::from_utf8_lossy(model).into_owned(),
-                                inputs: inputs.to_vec(),
-                                tensor_count: count,
-                            }),
+                            Ok((model, count, inputs)) => {
+                                // The model is known only once the request
+                                // is parsed: its capability is checked here.
+                                let model = String::from_utf8_lossy(model);
+                                if caps.models.allows(&model) {
+                                    requests.push(InferenceRequest {
+                                        agent: AgentId::new(i),
+                                        tag: h.aux,
+                                        model: model.into_owned(),
+                                        inputs: inputs.to_vec(),
+                                        tensor_count: count,
+                                    });
+                                } else {
+                                    capability_refusals += 1;
+                                    let why = format!("inference on model `{model}`");
+                                    logs.push(capability_refusal(t, i, &why));
+                                }
+                            }
                             Err(e) => {
                                 let reason = format!("malformed inference request: {e:?}");
                                 if bus
@@ -1105,15 +1113,19 @@ impl Runtime {
             return Ok(0);
         }
         // Requests the fault plan fails as if their model could not load.
-        let failing: Vec<bool> = self
-            .requests
-            .iter()
-            .enumerate()
-            .map(|(seq, r)| {
-                self.injector
-                    .model_fails(t, r.agent.index, &r.model, seq as u64)
-            })
-            .collect();
+        let failing: Vec<bool> = if self.injector.has_model_rules() {
+            self.requests
+                .iter()
+                .enumerate()
+                .map(|(seq, r)| {
+                    self.injector
+                        .model_fails(t, r.agent.index, &r.model, seq as u64)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // Empty without model rules: nothing fails.
         let failed = failing.iter().filter(|&&f| f).count();
         let serve = |backend: Option<&mut Box<dyn InferenceBackend>>,
                      requests: &[InferenceRequest]|
@@ -1261,9 +1273,10 @@ impl Runtime {
 }
 
 /// What an effect would use that `caps` does not declare, as words for the
-/// log; `None` when it is declared (or needs no capability: leaving a topic).
+/// log; `None` when it is declared, needs no capability (leaving a topic), or
+/// is an inference request (its model is checked once the request is parsed).
 #[inline]
-fn undeclared(caps: &Capabilities, op_code: u16, target: u32, payload: &[u8]) -> Option<String> {
+fn undeclared(caps: &Capabilities, op_code: u16, target: u32) -> Option<String> {
     match op_code {
         op::SEND if !caps.send.allows(target) => Some(format!("send to agent {target}")),
         op::PUBLISH if !caps.topics.allows(target) => Some(format!("publish to topic {target}")),
@@ -1276,15 +1289,16 @@ fn undeclared(caps: &Capabilities, op_code: u16, target: u32, payload: &[u8]) ->
                 target & crate::regions::NAME_MAX
             ))
         }
-        op::INFER => match tensor::read_request_header(payload) {
-            Ok((model, _, _)) => {
-                let name = String::from_utf8_lossy(model);
-                (!caps.models.allows(&name)).then(|| format!("inference on model `{name}`"))
-            }
-            Err(_) => None,
-        },
         _ => None,
     }
+}
+
+/// The log line of an effect refused for want of a capability.
+fn capability_refusal(t: u64, agent: u32, what: &str) -> String {
+    format!(
+        "t={} agent={agent}: {what} refused: not declared in the module's capabilities",
+        tick_label(t)
+    )
 }
 
 /// Commits one copy (direct, or of a publish to `topic`) and digests it;
