@@ -127,6 +127,20 @@ impl Refusals {
 
 /// The message bus of one run; see the crate documentation.
 ///
+/// The header of a message of `kind` from `sender` on `channel` carrying
+/// `payload`. Truncating the length is harmless: a payload over `u32::MAX` is
+/// refused as too large before it is written.
+#[inline]
+fn message_header(sender: u32, kind: u16, channel: u32, payload: &[u8]) -> MessageHeader {
+    MessageHeader {
+        sender,
+        kind,
+        flags: 0,
+        channel,
+        len: payload.len() as u32,
+    }
+}
+
 /// Commit calls append to the *next* side in call order; the runtime calls in
 /// (agent id, emission index) order, so each inbox ends up ordered by
 /// (sender id, emission index). [`Bus::flip`] makes the next side current.
@@ -279,14 +293,7 @@ impl Bus {
         receiver: u32,
         payload: &[u8],
     ) -> Result<(), Refusal> {
-        let header = MessageHeader {
-            sender,
-            kind: msg_kind::DIRECT,
-            flags: 0,
-            // Truncation is harmless: a payload over u32::MAX is refused as too large.
-            len: payload.len() as u32,
-            channel: 0,
-        };
+        let header = message_header(sender, msg_kind::DIRECT, 0, payload);
         self.put(header, receiver, payload)
     }
 
@@ -307,13 +314,7 @@ impl Bus {
         let Some(subs) = self.topics.get_mut(&topic).map(std::mem::take) else {
             return out;
         };
-        let header = MessageHeader {
-            sender,
-            kind: msg_kind::TOPIC,
-            flags: 0,
-            channel: topic,
-            len: payload.len() as u32,
-        };
+        let header = message_header(sender, msg_kind::TOPIC, topic, payload);
         // Bounded by the subscriber list (at most the agent count).
         for &receiver in &subs {
             if receiver == sender {
@@ -343,13 +344,7 @@ impl Bus {
         topic: u32,
         payload: &[u8],
     ) -> Result<(), Refusal> {
-        let header = MessageHeader {
-            sender,
-            kind: msg_kind::TOPIC,
-            flags: 0,
-            channel: topic,
-            len: payload.len() as u32,
-        };
+        let header = message_header(sender, msg_kind::TOPIC, topic, payload);
         self.put(header, receiver, payload)
     }
 
@@ -364,13 +359,7 @@ impl Bus {
         channel: u32,
         payload: &[u8],
     ) -> Result<(), Refusal> {
-        let header = MessageHeader {
-            sender,
-            kind,
-            flags: 0,
-            channel,
-            len: payload.len() as u32,
-        };
+        let header = message_header(sender, kind, channel, payload);
         self.put(header, receiver, payload)
     }
 
