@@ -249,8 +249,8 @@ pub(crate) fn read_capabilities(name: &str, bytes: &[u8]) -> Result<Capabilities
         module: name.to_string(),
         reason,
     };
-    let sections = custom_sections(bytes, we_core::CAPABILITIES_SECTION)
-        .ok_or_else(|| bad("section framing is broken".into()))?;
+    let sections = we_sign::custom_sections(name, bytes, we_core::CAPABILITIES_SECTION)
+        .map_err(|e| bad(e.to_string()))?;
     let first = match sections.as_slice() {
         [] => return Ok(Capabilities::default()),
         [one] => *one,
@@ -263,42 +263,6 @@ pub(crate) fn read_capabilities(name: &str, bytes: &[u8]) -> Result<Capabilities
     };
     let text = std::str::from_utf8(first).map_err(|e| bad(format!("not UTF-8: {e}")))?;
     Capabilities::parse(text).map_err(|e| bad(e.to_string()))
-}
-
-/// The payloads of every custom section called `wanted`, in order; `None`
-/// if the section framing does not parse.
-fn custom_sections<'a>(bytes: &'a [u8], wanted: &str) -> Option<Vec<&'a [u8]>> {
-    fn leb(bytes: &[u8], at: &mut usize) -> Option<usize> {
-        let mut v: u64 = 0;
-        for shift in (0..35).step_by(7) {
-            let b = *bytes.get(*at)?;
-            *at += 1;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return usize::try_from(v).ok();
-            }
-        }
-        None
-    }
-    let mut out = Vec::new();
-    let mut at = 8;
-    while at < bytes.len() {
-        let id = *bytes.get(at)?;
-        at += 1;
-        let size = leb(bytes, &mut at)?;
-        let end = at.checked_add(size)?;
-        let body = bytes.get(at..end)?;
-        if id == 0 {
-            let mut k = 0;
-            let name_len = leb(body, &mut k)?;
-            let name = body.get(k..k.checked_add(name_len)?)?;
-            if name == wanted.as_bytes() {
-                out.push(body.get(k + name_len..)?);
-            }
-        }
-        at = end;
-    }
-    Some(out)
 }
 
 /// Refuses a module importing a host function it does not declare.

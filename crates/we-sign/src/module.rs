@@ -188,6 +188,30 @@ pub fn check_module<'a>(
     }
 }
 
+/// The payloads (after the name) of every custom section called `wanted`,
+/// in module order, with the section framing checked as [`verify_module`]
+/// checks it. The sandbox reads the `we.capabilities` declaration with it.
+pub fn custom_sections<'a>(name: &str, bytes: &'a [u8], wanted: &str) -> Result<Vec<&'a [u8]>> {
+    let mut out = Vec::new();
+    for s in sections(name, bytes)? {
+        if s.id != 0 {
+            continue;
+        }
+        let Some((len, used)) = read_u32_leb(s.contents) else {
+            return Err(Error::Malformed {
+                module: name.to_string(),
+                offset: s.start,
+                reason: "custom section: truncated or overlong name length".into(),
+            });
+        };
+        let payload_start = used.saturating_add(len as usize);
+        if s.contents.get(used..payload_start) == Some(wanted.as_bytes()) {
+            out.push(&s.contents[payload_start..]);
+        }
+    }
+    Ok(out)
+}
+
 /// The key id a module's signature section names, without verifying it
 /// (for `inspect`-style tools). `Ok(None)` when the module is unsigned.
 pub fn signature_key_id(name: &str, bytes: &[u8]) -> Result<Option<KeyId>> {
