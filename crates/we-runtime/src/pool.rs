@@ -8,10 +8,12 @@
 //! orchestrator waits for all batches and commits them in agent id order, so
 //! which worker finished first never matters.
 //!
-//! With one worker the partition runs on the calling thread: same code, no
-//! channels.
+//! Partition 0 runs on the calling thread, which would otherwise only wait
+//! during a phase; partitions 1 to W-1 get a thread each. With one worker there
+//! are no threads and no channels.
 
 use crate::regions::Regions;
+use crate::run::agent_digest;
 use crate::{Error, Result};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use std::sync::Arc;
@@ -63,6 +65,8 @@ pub(crate) struct AgentResult {
     pub emitted: Emitted,
     pub fault: Option<FaultKind>,
     pub ran: bool,
+    /// [`agent_digest`] of the emitted effects, computed by the worker.
+    pub digest: u64,
 }
 
 /// One worker's results, one entry per agent it owns, in ascending id order.
@@ -126,10 +130,12 @@ impl Partition {
             .results
             .resize_with(self.specs.len(), AgentResult::default);
         for j in 0..self.specs.len() {
+            let next_effects = batch.results.get(j + 1).map(|r| r.emitted.effects.as_ptr());
             let result = &mut batch.results[j];
             result.emitted.clear();
             result.fault = None;
             result.ran = false;
+            result.digest = 0;
             let index = self.specs[j].id.index as usize;
             let flag = shared.run.get(index).copied().unwrap_or(RUN_SKIP);
             let mut phase = phase;
@@ -164,6 +170,13 @@ impl Partition {
             }
             if let Some(Some(next)) = self.instances.get(j + 1) {
                 next.prefetch();
+                // The host side of its call: its inbox and its effects buffer.
+                if let Some(spec) = self.specs.get(j + 1) {
+                    prefetch_address(shared.bus.inbox(spec.id.index).as_ptr());
+                }
+                if let Some(effects) = next_effects {
+                    prefetch_address(effects);
+                }
             }
             let spec = &self.specs[j];
             let Some(instance) = self.instances[j].as_mut() else {
@@ -251,6 +264,8 @@ impl Partition {
                 result.fault = Some(kind);
                 // A faulted instance is dropped at once: its memory goes back.
                 self.instances[j] = None;
+            } else {
+                result.digest = agent_digest(spec.id.index, &result.emitted.effects);
             }
         }
     }
@@ -285,9 +300,10 @@ struct Worker {
     handle: Option<JoinHandle<()>>,
 }
 
-/// The pool: either one inline partition or W threads.
+/// The pool: partition 0 on the calling thread, W-1 worker threads.
 pub(crate) struct Pool {
-    inline: Option<Partition>,
+    /// Partition 0, run on the calling thread.
+    inline: Partition,
     workers: Vec<Worker>,
     batches: Vec<Batch>,
     /// Position of agent `i` in its worker's batch is `i / W`.
@@ -307,18 +323,13 @@ impl Pool {
         for spec in specs {
             parts[spec.id.index as usize % width].push(spec.clone());
         }
-        if width == 1 {
-            let part = Partition::new(host, parts.remove(0), seed)?;
-            return Ok(Self {
-                inline: Some(part),
-                workers: Vec::new(),
-                batches: vec![Batch::default()],
-                width,
-            });
-        }
-        let mut pool_workers = Vec::with_capacity(width);
-        let mut ready = Vec::with_capacity(width);
+        // Partition 0 runs on the calling thread, which would otherwise only
+        // wait during the phase; the others get a thread each.
+        let inline_specs = parts.remove(0);
+        let mut pool_workers = Vec::with_capacity(width - 1);
+        let mut ready = Vec::with_capacity(width - 1);
         for (k, part_specs) in parts.into_iter().enumerate() {
+            let k = k + 1;
             let (job_tx, job_rx) = bounded::<Job>(1);
             let (done_tx, done_rx) = bounded::<Result<Batch>>(1);
             let (ready_tx, ready_rx) = bounded::<Result<()>>(1);
@@ -362,14 +373,16 @@ impl Pool {
             });
             ready.push(ready_rx);
         }
+        // Instantiated here while the workers instantiate theirs.
+        let inline = Partition::new(host, inline_specs, seed)?;
         for (k, rx) in ready.into_iter().enumerate() {
             rx.recv().map_err(|_| Error::Worker {
-                worker: k,
+                worker: k + 1,
                 reason: "worker stopped while instantiating".into(),
             })??;
         }
         Ok(Self {
-            inline: None,
+            inline,
             batches: (0..width).map(|_| Batch::default()).collect(),
             workers: pool_workers,
             width,
@@ -378,11 +391,9 @@ impl Pool {
 
     /// Runs one phase on every worker and waits for all of them.
     pub fn run(&mut self, phase: Phase, shared: &Arc<Shared>) -> Result<()> {
-        if let Some(part) = self.inline.as_mut() {
-            part.run(phase, shared, &mut self.batches[0]);
-            return Ok(());
-        }
+        // Worker k (from 1) runs partition k; the caller runs partition 0.
         for (k, worker) in self.workers.iter().enumerate() {
+            let k = k + 1;
             let batch = std::mem::take(&mut self.batches[k]);
             worker
                 .jobs
@@ -396,8 +407,10 @@ impl Pool {
                     reason: "worker stopped".into(),
                 })?;
         }
+        self.inline.run(phase, shared, &mut self.batches[0]);
         // Replies are collected in worker order; arrival order is irrelevant.
         for (k, worker) in self.workers.iter().enumerate() {
+            let k = k + 1;
             let batch = worker.done.recv().map_err(|_| Error::Worker {
                 worker: k,
                 reason: "worker stopped during a tick".into(),

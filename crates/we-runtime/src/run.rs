@@ -113,7 +113,8 @@ pub fn workload_digest_update(prev: &[u8; 32], tick_and_messages: &[u8]) -> [u8;
 
 /// FNV-1a 64 of an agent's effect bytes: a cheap locator of the first diverging
 /// agent. Tamper evidence comes from the blake3 chain over the whole record.
-fn agent_digest(index: u32, bytes: &[u8]) -> u64 {
+/// Workers compute it for the effects of their own agents, beside the call.
+pub(crate) fn agent_digest(index: u32, bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ index as u64;
     for &b in bytes {
         h ^= b as u64;
@@ -154,6 +155,9 @@ pub struct Runtime {
     digest: [u8; 32],
     chain_head: [u8; 32],
     digest_buf: Vec<u8>,
+    /// The bytes of one commit's effects digest, gathered so that blake3 hashes
+    /// them in one call (its SIMD path needs whole chunks in one update).
+    effects_buf: Vec<u8>,
     requests: Vec<InferenceRequest>,
     summary: RunSummary,
     log_tail: VecDeque<String>,
@@ -356,6 +360,7 @@ impl Runtime {
             digest: [0; 32],
             chain_head: [0; 32],
             digest_buf: Vec::new(),
+            effects_buf: Vec::new(),
             requests: Vec::new(),
             log_tail: VecDeque::new(),
             log_tail_lines: options.log_tail_lines,
@@ -824,8 +829,9 @@ impl Runtime {
         record.messages = 0;
         self.last_record = record;
         self.requests.clear();
-        let mut effects_hasher = blake3::Hasher::new();
-        effects_hasher.update(&t.to_le_bytes());
+        let mut effects_buf = std::mem::take(&mut self.effects_buf);
+        effects_buf.clear();
+        effects_buf.extend_from_slice(&t.to_le_bytes());
         let n = self.summary.agents;
         let mut messages = 0u64;
         let mut refused = 0u64;
@@ -903,9 +909,9 @@ impl Runtime {
                     // whole: its tick is atomic.
                     faults.push((i, kind.clone()));
                     agent_digests.push(agent_digest(i, kind.name().as_bytes()));
-                    effects_hasher.update(&i.to_le_bytes());
-                    effects_hasher.update(b"fault:");
-                    effects_hasher.update(kind.to_string().as_bytes());
+                    effects_buf.extend_from_slice(&i.to_le_bytes());
+                    effects_buf.extend_from_slice(b"fault:");
+                    effects_buf.extend_from_slice(kind.to_string().as_bytes());
                     continue;
                 }
                 let effects = &result.emitted.effects;
@@ -915,10 +921,10 @@ impl Runtime {
                 else {
                     return Err(Error::Internal("agent without a group"));
                 };
-                agent_digests.push(agent_digest(i, effects));
-                effects_hasher.update(&i.to_le_bytes());
-                effects_hasher.update(&(effects.len() as u64).to_le_bytes());
-                effects_hasher.update(effects);
+                agent_digests.push(result.digest);
+                effects_buf.extend_from_slice(&i.to_le_bytes());
+                effects_buf.extend_from_slice(&(effects.len() as u64).to_le_bytes());
+                effects_buf.extend_from_slice(effects);
                 // Index of the message copy among the agent's copies this tick,
                 // an input of the fault plan's decisions.
                 let mut seq = 0u64;
@@ -1103,7 +1109,9 @@ impl Runtime {
         if init {
             self.last_record.agent_digests.clear();
         }
-        Ok(*effects_hasher.finalize().as_bytes())
+        let effects_digest = *blake3::hash(&effects_buf).as_bytes();
+        self.effects_buf = effects_buf;
+        Ok(effects_digest)
     }
 
     /// Runs the tick's inference requests and commits their results as messages

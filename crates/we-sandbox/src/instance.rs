@@ -2,6 +2,7 @@
 //! exchange buffer and fault classification.
 
 use crate::host::{self, HostEnv};
+use crate::layout::GuestLayout;
 use crate::{Error, Result, SandboxConfig};
 use std::sync::Arc;
 use wasmer::{
@@ -43,8 +44,37 @@ pub struct WasmAgent {
     /// only (never dereferenced). Memories never move: both memory styles
     /// grow in place.
     buf_host: usize,
+    /// Host addresses of what every call touches besides the exchange
+    /// buffer (see [`crate::layout`]): the top of the guest stack, the
+    /// statics, the start of the guest heap and the host state of the
+    /// instance; 0 where unknown. For [`AgentInstance::prefetch`] only.
+    hot: [usize; 4],
     fuel_per_call: u64,
     faulted: Option<FaultKind>,
+}
+
+/// The addresses [`WasmAgent::hot`] lists. Memories never move (both memory
+/// styles grow in place), and the host state is boxed by the store, so they
+/// hold for the instance's life.
+fn hot_addresses(
+    store: &mut Store,
+    memory: &Memory,
+    env: &FunctionEnv<HostEnv>,
+    exports: &wasmer::Exports,
+    layout: GuestLayout,
+) -> [usize; 4] {
+    let base = memory.view(store).data_ptr() as usize;
+    let at = |offset: Option<u32>| offset.map_or(0, |o| base.wrapping_add(o as usize));
+    let heap_base = match exports.get_global("__heap_base").map(|g| g.get(store)) {
+        Ok(Value::I32(v)) => Some(v as u32),
+        _ => None,
+    };
+    [
+        at(layout.stack_top.map(|t| t.saturating_sub(64))),
+        at(layout.stack_top),
+        at(heap_base),
+        env.as_ref(store) as *const HostEnv as usize,
+    ]
 }
 
 fn instantiate_error(info: &ModuleInfo, agent: AgentId, reason: impl ToString) -> Error {
@@ -60,6 +90,7 @@ impl WasmAgent {
         engine: &Engine,
         module: &Module,
         info: &ModuleInfo,
+        layout: GuestLayout,
         agent: AgentId,
         seed: u64,
         config: Arc<SandboxConfig>,
@@ -155,6 +186,7 @@ impl WasmAgent {
             (None, None)
         };
         env.as_mut(&mut store).memory = Some(memory.clone());
+        let hot = hot_addresses(&mut store, &memory, &env, ex, layout);
         Ok(Self {
             store,
             env,
@@ -171,6 +203,7 @@ impl WasmAgent {
             buf_ptr: 0,
             buf_cap: 0,
             buf_host: 0,
+            hot,
             fuel_per_call,
             faulted: None,
         })
@@ -387,6 +420,11 @@ impl AgentInstance for WasmAgent {
             unsafe {
                 if self.buf_host != 0 {
                     _mm_prefetch::<_MM_HINT_T0>(self.buf_host as *const i8);
+                }
+                for address in self.hot {
+                    if address != 0 {
+                        _mm_prefetch::<_MM_HINT_T0>(address as *const i8);
+                    }
                 }
             }
         }

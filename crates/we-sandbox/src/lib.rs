@@ -21,11 +21,13 @@
 mod error;
 mod host;
 mod instance;
+mod layout;
 pub mod tunables;
 
 pub use error::{Error, Result};
 pub use instance::WasmAgent;
 
+use layout::GuestLayout;
 use std::sync::Arc;
 use tunables::{LimitingTunables, MemoryStyleChoice};
 use wasmer::sys::{CompilerConfig, Cranelift, EngineBuilder, Features, NativeEngineExt};
@@ -77,6 +79,7 @@ struct Loaded {
     engine: Engine,
     module: Module,
     info: ModuleInfo,
+    layout: GuestLayout,
 }
 
 /// The wasmer implementation of [`AgentHost`].
@@ -152,10 +155,12 @@ impl Sandbox {
         };
         // The declared ABI version is read by running the export once in a
         // throw-away instance, under the normal fuel and memory limits.
+        let layout = GuestLayout::of(name, bytes);
         let mut probe = WasmAgent::new(
             &engine,
             &module,
             &info,
+            layout,
             AgentId::new(u32::MAX),
             0,
             self.config.clone(),
@@ -177,6 +182,7 @@ impl Sandbox {
             engine,
             module,
             info,
+            layout,
         });
         Ok(self.modules.len() - 1)
     }
@@ -191,6 +197,7 @@ impl Sandbox {
             &loaded.engine,
             &loaded.module,
             &loaded.info,
+            loaded.layout,
             agent,
             seed,
             self.config.clone(),

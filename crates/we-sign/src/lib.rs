@@ -47,5 +47,6 @@ pub mod module;
 pub use error::{Error, Result};
 pub use keys::{KeyId, PublicKey, SecretKey, generate_keypair, load_trusted_keys};
 pub use module::{
-    Verdict, Verified, check_module, custom_sections, sign_module, signature_key_id, verify_module,
+    Verdict, Verified, check_module, custom_sections, sections_with_id, sign_module,
+    signature_key_id, verify_module,
 };

@@ -212,6 +212,17 @@ pub fn custom_sections<'a>(name: &str, bytes: &'a [u8], wanted: &str) -> Result<
     Ok(out)
 }
 
+/// The contents of every section with id `id` (1 to 13; custom sections are
+/// read with [`custom_sections`]), in module order, with the framing checked
+/// as [`verify_module`] checks it.
+pub fn sections_with_id<'a>(name: &str, bytes: &'a [u8], id: u8) -> Result<Vec<&'a [u8]>> {
+    Ok(sections(name, bytes)?
+        .into_iter()
+        .filter(|s| s.id == id)
+        .map(|s| s.contents)
+        .collect())
+}
+
 /// The key id a module's signature section names, without verifying it
 /// (for `inspect`-style tools). `Ok(None)` when the module is unsigned.
 pub fn signature_key_id(name: &str, bytes: &[u8]) -> Result<Option<KeyId>> {
