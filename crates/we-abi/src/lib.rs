@@ -543,12 +543,29 @@ impl<'a> Iterator for Records<'a> {
 ///
 /// The sink is any `extend`-able byte container; the guest SDK and the host both
 /// use it, so records are laid out by one piece of code.
+///
+/// The payload goes in 8-byte pieces: a copy of a length known only at run time
+/// becomes `memory.copy` in a guest, which wasmer serves through a call into the
+/// runtime, several times dearer than the few loads and stores of a small
+/// payload.
 #[inline]
 pub fn write_record(sink: &mut impl Extend<u8>, header: [u8; 16], payload: &[u8]) {
     sink.extend(header);
-    sink.extend(payload.iter().copied());
-    let padding = pad(payload.len()) - payload.len();
-    sink.extend(core::iter::repeat_n(0u8, padding));
+    let mut words = payload.chunks_exact(8);
+    for word in &mut words {
+        if let Ok(w) = <[u8; 8]>::try_from(word) {
+            sink.extend(w);
+        }
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        // The last piece, zero-padded to 8 bytes: records are 8-aligned.
+        let mut w = [0u8; 8];
+        for (d, s) in w.iter_mut().zip(rest) {
+            *d = *s;
+        }
+        sink.extend(w);
+    }
 }
 
 /// The per-agent PRNG behind `rand_u64`: SplitMix64.

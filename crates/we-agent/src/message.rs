@@ -63,9 +63,15 @@ impl<'a> Message<'a> {
 
     /// The first 8 payload bytes as a little-endian `u64` (missing bytes read as 0).
     pub fn u64(&self) -> u64 {
+        // Element by element into a fixed array: no copy of a run-time length
+        // (which a guest makes a `memory.copy` call).
+        if let Some(Ok(w)) = self.payload.get(..8).map(<[u8; 8]>::try_from) {
+            return u64::from_le_bytes(w);
+        }
         let mut w = [0u8; 8];
-        let n = self.payload.len().min(8);
-        w[..n].copy_from_slice(&self.payload[..n]);
+        for (d, s) in w.iter_mut().zip(self.payload) {
+            *d = *s;
+        }
         u64::from_le_bytes(w)
     }
 

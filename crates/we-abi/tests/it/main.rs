@@ -95,6 +95,20 @@ fn records_are_padded_to_eight_and_walk_back() {
 }
 
 #[test]
+fn every_payload_length_is_laid_out_as_header_payload_zeros() {
+    for len in 0..=41usize {
+        let payload: Vec<u8> = (1..=len as u8).collect();
+        let mut record = vec![0xee];
+        write_record(&mut record, [0xab; 16], &payload);
+        let mut expected = vec![0xee];
+        expected.extend([0xab; 16]);
+        expected.extend(&payload);
+        expected.resize(1 + 16 + pad(len), 0);
+        assert_eq!(record, expected, "payload of {len} bytes");
+    }
+}
+
+#[test]
 fn truncated_records_are_reported_with_their_offset() {
     let mut batch: Vec<u8> = Vec::new();
     let h = EffectHeader {
