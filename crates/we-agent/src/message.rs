@@ -145,13 +145,28 @@ impl<'a> Message<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct Inbox<'a> {
     bytes: &'a [u8],
+    /// The number of records, when [`Inbox::checked`] counted them.
+    counted: Option<usize>,
 }
 
 impl<'a> Inbox<'a> {
     /// An inbox over message records. Malformed records end the iteration; use
-    /// [`Inbox::check`] first on bytes that did not come from the runtime.
+    /// [`Inbox::checked`] on bytes that did not come from the runtime.
     pub fn new(bytes: &'a [u8]) -> Self {
-        Self { bytes }
+        Self {
+            bytes,
+            counted: None,
+        }
+    }
+
+    /// An inbox over `bytes` if every record in them is well formed, with its
+    /// message count known (so [`Inbox::len`] costs nothing); `None` otherwise.
+    pub fn checked(bytes: &'a [u8]) -> Option<Self> {
+        let n = Self::check(bytes)?;
+        Some(Self {
+            bytes,
+            counted: Some(n),
+        })
     }
 
     /// Number of well-formed records, counted by walking the headers.
@@ -169,9 +184,9 @@ impl<'a> Inbox<'a> {
         self.bytes
     }
 
-    /// Number of messages (walks the headers).
+    /// Number of messages (walks the headers unless they were counted).
     pub fn len(&self) -> usize {
-        self.iter().count()
+        self.counted.unwrap_or_else(|| self.iter().count())
     }
 
     /// Whether there are no messages.

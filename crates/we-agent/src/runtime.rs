@@ -102,12 +102,11 @@ impl<A: Agent> Runtime<A> {
         let Some(range) = self.span(ptr, len) else {
             return status::BAD_CONTEXT;
         };
-        let bytes = &self.buffer[range];
-        if Inbox::check(bytes).is_none() {
+        let Some(inbox) = Inbox::checked(&self.buffer[range]) else {
             return status::BAD_CONTEXT;
-        }
+        };
         self.ctx.begin_call(None);
-        self.agent.receive_all(&mut self.ctx, Inbox::new(bytes));
+        self.agent.receive_all(&mut self.ctx, inbox);
         self.ctx.finish()
     }
 
@@ -126,11 +125,11 @@ impl<A: Agent> Runtime<A> {
         };
         let inbox = bytes.get(StepContext::SIZE..).unwrap_or(&[]);
         if !inbox.is_empty() {
-            if Inbox::check(inbox).is_none() {
+            let Some(inbox) = Inbox::checked(inbox) else {
                 return status::BAD_CONTEXT;
-            }
+            };
             self.ctx.begin_call(Some(step.tick));
-            self.agent.receive_all(&mut self.ctx, Inbox::new(inbox));
+            self.agent.receive_all(&mut self.ctx, inbox);
             if self.ctx.failed().is_some() {
                 return self.ctx.finish();
             }

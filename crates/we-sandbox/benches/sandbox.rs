@@ -101,6 +101,22 @@ fn calls(c: &mut Criterion) {
             ))
         })
     });
+    // The call the runtime makes each tick (ABI v2): context and inbox in one
+    // `agent_step`, here with the one message that makes the agent send one.
+    g.bench_function("sandbox_agent_step_with_inbox_1msg_send_1", |b| {
+        b.iter(|| {
+            out.clear();
+            black_box(agent.call(
+                Tick(5),
+                AgentCall::StepWithInbox {
+                    context: &ctx,
+                    inbox: &inbox,
+                },
+                None,
+                &mut out,
+            ))
+        })
+    });
     g.finish();
 }
 

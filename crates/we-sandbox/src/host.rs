@@ -53,6 +53,17 @@ fn guest_range(
         .as_ref()
         .map(|m| m.view(store).data_size())
         .unwrap_or(0);
+    checked_range(env, size, what, ptr, len)
+}
+
+/// Checks `ptr..ptr+len` against a guest memory of `size` bytes.
+fn checked_range(
+    env: &mut HostEnv,
+    size: u64,
+    what: &str,
+    ptr: i32,
+    len: i32,
+) -> Result<(u64, usize), HostTrap> {
     let ok = ptr >= 0 && len >= 0 && (ptr as u64) + (len as u64) <= size;
     if ok {
         Ok((ptr as u64, len as usize))
@@ -109,14 +120,18 @@ pub(crate) fn rand_u64(mut env: FunctionEnvMut<HostEnv>) -> i64 {
 
 pub(crate) fn emit(mut env: FunctionEnvMut<HostEnv>, ptr: i32, len: i32) -> Result<i32, HostTrap> {
     let (data, store) = env.data_and_store_mut();
-    let (offset, len) = guest_range(data, &store, "emit", ptr, len)?;
+    // One view for the range check and the copy.
+    let memory = data.memory.clone();
+    let view = memory.as_ref().map(|m| m.view(&store));
+    let size = view.as_ref().map_or(0, |v| v.data_size());
+    let (offset, len) = checked_range(data, size, "emit", ptr, len)?;
     let start = data.effects.len();
     if start + len > data.config.effect_bytes_max as usize {
         return Err(fault(data, FaultKind::EffectLimit));
     }
     data.effects.resize(start + len, 0);
-    let read = match data.memory.as_ref() {
-        Some(memory) => read_guest(&memory.view(&store), offset, &mut data.effects[start..]),
+    let read = match &view {
+        Some(view) => read_guest(view, offset, &mut data.effects[start..]),
         None => Ok(()),
     };
     if read.is_err() {

@@ -448,6 +448,16 @@ fn message_views() {
         0,
         "iteration stops at a bad record"
     );
+    let checked = Inbox::checked(&bytes).map(|i| (i.len(), i.iter().count()));
+    assert_eq!(checked, Some((2, 2)), "a checked inbox knows its count");
+    assert!(Inbox::checked(&bytes[..20]).is_none());
+    assert_eq!(Inbox::checked(&[]).map(|i| i.len()), Some(0));
+    // A payload of 8 bytes or more reads its first 8.
+    let m = Message::new(
+        MessageHeader { len: 9, ..header },
+        &[1, 0, 0, 0, 0, 0, 0, 2, 9],
+    );
+    assert_eq!(m.u64(), 0x0200_0000_0000_0001);
 }
 
 #[test]
