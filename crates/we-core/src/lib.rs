@@ -7,6 +7,7 @@
 
 mod caps;
 mod error;
+pub mod hint;
 mod id;
 mod task;
 mod traits;

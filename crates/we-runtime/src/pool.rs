@@ -19,6 +19,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use we_abi::{InitContext, StepContext};
+use we_core::hint::prefetch;
 use we_core::{
     AgentCall, AgentHost, AgentId, AgentInstance, CallOutcome, Emitted, FaultKind, Tick,
 };
@@ -166,16 +167,16 @@ impl Partition {
             // (only its address is needed); one ahead: what it points to
             // (reading the instance, loaded by the previous step).
             if let Some(Some(after_next)) = self.instances.get(j + 2) {
-                prefetch_address(&**after_next as *const dyn AgentInstance as *const u8);
+                prefetch(&**after_next as *const dyn AgentInstance as *const u8);
             }
             if let Some(Some(next)) = self.instances.get(j + 1) {
                 next.prefetch();
                 // The host side of its call: its inbox and its effects buffer.
                 if let Some(spec) = self.specs.get(j + 1) {
-                    prefetch_address(shared.bus.inbox(spec.id.index).as_ptr());
+                    prefetch(shared.bus.inbox(spec.id.index).as_ptr());
                 }
                 if let Some(effects) = next_effects {
-                    prefetch_address(effects);
+                    prefetch(effects);
                 }
             }
             let spec = &self.specs[j];
@@ -269,21 +270,6 @@ impl Partition {
             }
         }
     }
-}
-
-/// Hints the CPU to load the cache line at `address`.
-#[inline]
-fn prefetch_address(address: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        // SAFETY: a prefetch is only a hint: it never faults, whatever the
-        // address, and reads nothing the program can observe. SSE is part of
-        // the x86_64 baseline.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(address.cast()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = address;
 }
 
 enum Job {

@@ -411,21 +411,10 @@ impl AgentInstance for WasmAgent {
     }
 
     fn prefetch(&self) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            // SAFETY: a prefetch is only a hint: it never faults, whatever the
-            // address, and reads nothing the program can observe. SSE is part
-            // of the x86_64 baseline.
-            unsafe {
-                if self.buf_host != 0 {
-                    _mm_prefetch::<_MM_HINT_T0>(self.buf_host as *const i8);
-                }
-                for address in self.hot {
-                    if address != 0 {
-                        _mm_prefetch::<_MM_HINT_T0>(address as *const i8);
-                    }
-                }
+        we_core::hint::prefetch(self.buf_host as *const u8);
+        for address in self.hot {
+            if address != 0 {
+                we_core::hint::prefetch(address as *const u8);
             }
         }
     }
