@@ -1,6 +1,8 @@
 //! Hostile agent: every tick it uses one thing its declaration allows and one
 //! it does not, for each capability kind. The runtime must deliver the first
-//! and refuse (and count) the second: five refusals per step.
+//! and refuse (and count) the second: five refusals per step. It also sends
+//! one inference request that is not a request at all (three bytes), which
+//! the runtime answers with an `INFER_ERROR` message to the agent.
 //!
 //! Declared: `send = 0`, `topics = 1`, `regions = 1`, `models = policy`.
 
@@ -29,8 +31,32 @@ impl Agent for Overreach {
         ctx.region_create(2, 8);
         let obs = [0.0f32; 4];
         let _ = ctx.infer("other", 0, &[TensorRef::f32("obs", &[1, 4], &obs)]);
+        malformed_request();
     }
 }
+
+/// Emits an inference effect whose payload is three bytes, not a request.
+#[cfg(target_arch = "wasm32")]
+fn malformed_request() {
+    let header = we_agent::we_abi::EffectHeader {
+        op: we_agent::we_abi::op::INFER,
+        flags: 0,
+        target: 0,
+        aux: 7,
+        len: 3,
+    };
+    let mut record = Vec::with_capacity(24);
+    we_agent::we_abi::write_record(&mut record, header.encode(), &[1, 2, 3]);
+    // SAFETY: the range is the live vector's own bytes; the host only reads
+    // them during the call.
+    unsafe {
+        we_agent::raw::emit(record.as_ptr() as i32, record.len() as i32);
+    }
+}
+
+/// Natively there is no raw host to hand bytes to.
+#[cfg(not(target_arch = "wasm32"))]
+fn malformed_request() {}
 
 we_agent::capabilities!(
     "host = tick self_id emit log

@@ -254,35 +254,27 @@ impl Bus {
     /// Appends one record to `receiver`'s next inbox, or refuses it.
     #[inline]
     fn put(&mut self, header: MessageHeader, receiver: u32, payload: &[u8]) -> Result<(), Refusal> {
-        let max = self.config.max_message_bytes;
-        let why = if payload.len() > max as usize {
-            Refusal::TooLarge {
-                len: payload.len(),
-                max,
+        let closed = self.closed.get(receiver as usize) == Some(&true);
+        let inbox = self.next.inboxes.get_mut(receiver as usize);
+        match put_checked(
+            &self.config,
+            inbox,
+            closed,
+            receiver,
+            header,
+            payload,
+            &mut self.next.touched,
+        ) {
+            Ok(()) => {
+                self.stats.delivered += 1;
+                Ok(())
             }
-        } else {
-            match self.next.inboxes.get_mut(receiver as usize) {
-                None => Refusal::UnknownReceiver { receiver },
-                Some(_) if self.closed.get(receiver as usize) == Some(&true) => {
-                    Refusal::ReceiverClosed { receiver }
-                }
-                Some(inbox) if inbox.count >= self.config.mailbox_capacity => {
-                    Refusal::MailboxFull { receiver }
-                }
-                Some(inbox) => {
-                    if inbox.count == 0 && inbox.bytes.is_empty() {
-                        self.next.touched.push(receiver);
-                    }
-                    write_record(&mut inbox.bytes, header.encode(), payload);
-                    inbox.count += 1;
-                    self.stats.delivered += 1;
-                    return Ok(());
-                }
+            Err(why) => {
+                self.refused_next.add(header.sender);
+                self.stats.refused += 1;
+                Err(why)
             }
-        };
-        self.refused_next.add(header.sender);
-        self.stats.refused += 1;
-        Err(why)
+        }
     }
 
     /// Commits a direct message for delivery at the next tick.
@@ -479,5 +471,214 @@ impl Bus {
     /// Current subscribers of `topic`, ascending.
     pub fn subscribers(&self, topic: u32) -> &[u32] {
         self.topics.get(&topic).map_or(&[][..], |s| s.as_slice())
+    }
+}
+
+/// Appends one record to `inbox` (the receiver's next inbox, `None` if there
+/// is no such receiver), or says why not. The checks, in this order, are the
+/// bus's for every message: size, receiver known, receiver open, room.
+/// `touched` gets the receiver when this is its first record.
+#[inline]
+fn put_checked(
+    config: &BusConfig,
+    inbox: Option<&mut Inbox>,
+    closed: bool,
+    receiver: u32,
+    header: MessageHeader,
+    payload: &[u8],
+    touched: &mut Vec<u32>,
+) -> Result<(), Refusal> {
+    let max = config.max_message_bytes;
+    if payload.len() > max as usize {
+        return Err(Refusal::TooLarge {
+            len: payload.len(),
+            max,
+        });
+    }
+    let Some(inbox) = inbox else {
+        return Err(Refusal::UnknownReceiver { receiver });
+    };
+    if closed {
+        return Err(Refusal::ReceiverClosed { receiver });
+    }
+    if inbox.count >= config.mailbox_capacity {
+        return Err(Refusal::MailboxFull { receiver });
+    }
+    if inbox.count == 0 && inbox.bytes.is_empty() {
+        touched.push(receiver);
+    }
+    write_record(&mut inbox.bytes, header.encode(), payload);
+    inbox.count += 1;
+    Ok(())
+}
+
+/// One of the two halves of a commit split by receiver ([`Bus::split_commit`]):
+/// it commits the copies of sends, publishes and notices whose receiver it
+/// owns, and ignores the others.
+///
+/// Two parts fed the same calls in the same (sender, emission index) order,
+/// one per thread, leave every inbox exactly as one [`Bus`] fed those calls
+/// would: an inbox is written by one part only, in call order, and the
+/// per-sender refusal counts and totals only add up
+/// ([`Bus::absorb`]). Subscriptions and closed receivers are only read.
+#[derive(Debug)]
+pub struct CommitPart<'a> {
+    config: BusConfig,
+    /// The first receiver this part owns.
+    first: u32,
+    /// This part also answers (with a refusal) for receivers past the last
+    /// agent.
+    takes_unknown: bool,
+    inboxes: &'a mut [Inbox],
+    closed: &'a [bool],
+    topics: &'a BTreeMap<u32, Vec<u32>>,
+    tally: CommitTally,
+}
+
+/// What a [`CommitPart`] did, for [`Bus::absorb`].
+#[derive(Debug, Default)]
+pub struct CommitTally {
+    touched: Vec<u32>,
+    /// The sender of each refused copy, in order.
+    refused_senders: Vec<u32>,
+    delivered: u64,
+    refused: u64,
+}
+
+impl<'a> CommitPart<'a> {
+    /// Whether this part commits copies for `receiver`.
+    pub fn owns(&self, receiver: u32) -> bool {
+        let end = self.first as usize + self.inboxes.len();
+        let r = receiver as usize;
+        (r >= self.first as usize && r < end) || (self.takes_unknown && r >= end)
+    }
+
+    fn put(&mut self, header: MessageHeader, receiver: u32, payload: &[u8]) -> Result<(), Refusal> {
+        let inbox = (receiver as usize)
+            .checked_sub(self.first as usize)
+            .and_then(|local| self.inboxes.get_mut(local));
+        let closed = self.closed.get(receiver as usize) == Some(&true);
+        let outcome = put_checked(
+            &self.config,
+            inbox,
+            closed,
+            receiver,
+            header,
+            payload,
+            &mut self.tally.touched,
+        );
+        match outcome {
+            Ok(()) => self.tally.delivered += 1,
+            Err(_) => {
+                self.tally.refused_senders.push(header.sender);
+                self.tally.refused += 1;
+            }
+        }
+        outcome
+    }
+
+    /// [`Bus::commit_send`], if this part owns `receiver` (`None` otherwise).
+    pub fn send(
+        &mut self,
+        sender: u32,
+        receiver: u32,
+        payload: &[u8],
+    ) -> Option<Result<(), Refusal>> {
+        if !self.owns(receiver) {
+            return None;
+        }
+        let header = message_header(sender, msg_kind::DIRECT, 0, payload);
+        Some(self.put(header, receiver, payload))
+    }
+
+    /// [`Bus::commit_notice`], if this part owns `receiver`.
+    pub fn notice(
+        &mut self,
+        receiver: u32,
+        kind: u16,
+        sender: u32,
+        channel: u32,
+        payload: &[u8],
+    ) -> Option<Result<(), Refusal>> {
+        if !self.owns(receiver) {
+            return None;
+        }
+        let header = message_header(sender, kind, channel, payload);
+        Some(self.put(header, receiver, payload))
+    }
+
+    /// [`Bus::commit_publish`] for the subscribers this part owns, in
+    /// ascending order, the publisher excluded.
+    pub fn publish(
+        &mut self,
+        sender: u32,
+        topic: u32,
+        payload: &[u8],
+        mut on_delivered: impl FnMut(u32),
+    ) -> PublishOutcome {
+        let mut out = PublishOutcome::default();
+        let topics: &'a BTreeMap<u32, Vec<u32>> = self.topics;
+        let Some(subs) = topics.get(&topic) else {
+            return out;
+        };
+        let first = self.first;
+        let end = first as usize + self.inboxes.len();
+        // Subscribers are sorted and are all known agents.
+        let from = subs.partition_point(|&r| r < first);
+        let to = subs.partition_point(|&r| (r as usize) < end);
+        let header = message_header(sender, msg_kind::TOPIC, topic, payload);
+        for &receiver in subs.get(from..to).unwrap_or(&[]) {
+            if receiver == sender {
+                continue;
+            }
+            match self.put(header, receiver, payload) {
+                Ok(()) => {
+                    out.delivered += 1;
+                    on_delivered(receiver);
+                }
+                Err(_) => out.refused += 1,
+            }
+        }
+        out
+    }
+
+    /// Ends the part's work; give the tally to [`Bus::absorb`].
+    pub fn finish(self) -> CommitTally {
+        self.tally
+    }
+}
+
+impl Bus {
+    /// Splits the commit being built into two parts by receiver (the lower
+    /// half of the agents and the upper half), to be fed the same calls from
+    /// two threads; then [`Bus::absorb`] their tallies. Joins, leaves and
+    /// flips wait until the parts are finished (they borrow the bus).
+    pub fn split_commit(&mut self) -> [CommitPart<'_>; 2] {
+        let n = self.next.inboxes.len();
+        let mid = n / 2;
+        let (low, high) = self.next.inboxes.split_at_mut(mid);
+        let part = |first: usize, takes_unknown: bool, inboxes| CommitPart {
+            config: self.config,
+            first: first as u32,
+            takes_unknown,
+            inboxes,
+            closed: &self.closed,
+            topics: &self.topics,
+            tally: CommitTally::default(),
+        };
+        [part(0, false, low), part(mid, true, high)]
+    }
+
+    /// Takes in what the parts of a split commit did: receivers touched,
+    /// refusals per sender, totals.
+    pub fn absorb(&mut self, tallies: impl IntoIterator<Item = CommitTally>) {
+        for tally in tallies {
+            self.next.touched.extend(tally.touched);
+            for sender in tally.refused_senders {
+                self.refused_next.add(sender);
+            }
+            self.stats.delivered += tally.delivered;
+            self.stats.refused += tally.refused;
+        }
     }
 }

@@ -68,6 +68,6 @@ mod bus;
 mod envelope;
 mod error;
 
-pub use bus::{Bus, BusConfig, BusStats, PublishOutcome};
+pub use bus::{Bus, BusConfig, BusStats, CommitPart, CommitTally, PublishOutcome};
 pub use envelope::{ArchivedEnvelopeHeader, EnvelopeHeader, read_envelopes};
 pub use error::{Error, Refusal, Result};

@@ -14,6 +14,7 @@
 //! anything. Wall time is measured only for reports (`TickTimes`).
 
 mod error;
+mod fanout;
 pub mod faults;
 mod pool;
 mod regions;
@@ -22,5 +23,7 @@ pub mod scenario;
 pub mod supervise;
 
 pub use error::{Error, Result};
-pub use run::{RunOptions, RunSummary, Runtime, TickTimes, workload_digest_update};
+pub use run::{
+    DEFAULT_SPLIT_COMMIT_MIN, RunOptions, RunSummary, Runtime, TickTimes, workload_digest_update,
+};
 pub use scenario::Scenario;

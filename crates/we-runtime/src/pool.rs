@@ -409,6 +409,34 @@ impl Pool {
     /// The result of agent `index` in the last phase.
     #[inline]
     pub fn result(&self, index: u32) -> Option<&AgentResult> {
+        self.results().get(index)
+    }
+
+    /// The results of the last phase, as a view other threads may read.
+    pub fn results(&self) -> Results<'_> {
+        Results {
+            batches: &self.batches,
+            width: self.width,
+        }
+    }
+
+    /// Number of partitions (threads, the calling one included).
+    pub fn width(&self) -> usize {
+        self.width
+    }
+}
+
+/// The results of one phase, by agent index.
+#[derive(Clone, Copy)]
+pub(crate) struct Results<'a> {
+    batches: &'a [Batch],
+    width: usize,
+}
+
+impl<'a> Results<'a> {
+    /// The result of agent `index`.
+    #[inline]
+    pub fn get(&self, index: u32) -> Option<&'a AgentResult> {
         let i = index as usize;
         self.batches
             .get(i % self.width)

@@ -1,5 +1,6 @@
 //! The tick loop: schedule, run on the pool, commit in agent order, digest, trace.
 
+use crate::fanout;
 use crate::faults::{Fate, Injector};
 use crate::pool::{AgentSpec, Phase, Pool, RUN_RESTART, RUN_SKIP, RUN_STEP, Shared};
 use crate::regions::Regions;
@@ -32,7 +33,15 @@ pub struct RunOptions {
     /// Development only: run modules that carry no signature. The run summary
     /// and the trace header say so.
     pub allow_unsigned: bool,
+    /// With two or more workers, a commit whose previous commit delivered at
+    /// least this many messages is split over two threads by receiver
+    /// (`None`: [`DEFAULT_SPLIT_COMMIT_MIN`]; `Some(0)`: always). The result
+    /// is the same either way.
+    pub split_commit_min: Option<u64>,
 }
+
+/// Below this many messages a tick's commit is not worth a second thread.
+pub const DEFAULT_SPLIT_COMMIT_MIN: u64 = 16_384;
 
 /// Wall time of each tick, for reports only.
 #[derive(Clone, Debug, Default)]
@@ -158,6 +167,13 @@ pub struct Runtime {
     /// The bytes of one commit's effects digest, gathered so that blake3 hashes
     /// them in one call (its SIMD path needs whole chunks in one update).
     effects_buf: Vec<u8>,
+    /// Messages committed in the last commit.
+    last_messages: u64,
+    /// The buffers of the two threads of a split commit, kept between ticks.
+    fanned_spare: [fanout::Fanned; 2],
+    /// Fewest messages in the last commit for the next one to be split over
+    /// two threads ([`RunOptions::split_commit_min`]).
+    split_commit_min: u64,
     requests: Vec<InferenceRequest>,
     summary: RunSummary,
     log_tail: VecDeque<String>,
@@ -361,6 +377,9 @@ impl Runtime {
             chain_head: [0; 32],
             digest_buf: Vec::new(),
             effects_buf: Vec::new(),
+            last_messages: 0,
+            fanned_spare: Default::default(),
+            split_commit_min: options.split_commit_min.unwrap_or(DEFAULT_SPLIT_COMMIT_MIN),
             requests: Vec::new(),
             log_tail: VecDeque::new(),
             log_tail_lines: options.log_tail_lines,
@@ -847,6 +866,9 @@ impl Runtime {
         } else {
             self.delayed.remove(&t).unwrap_or_default()
         };
+        // Worth a thread only for a tick with many deliveries (judged by the
+        // last one: the choice never changes what is committed).
+        let split = self.pool.width() >= 2 && self.last_messages >= self.split_commit_min;
         {
             let pool = &self.pool;
             let agents = &self.agents;
@@ -856,6 +878,7 @@ impl Runtime {
             let delayed = &mut self.delayed;
             let digest_buf = &mut self.digest_buf;
             let requests = &mut self.requests;
+            let fanned_spare = &mut self.fanned_spare;
             let agent_digests = &mut self.last_record.agent_digests;
             let events = &mut self.last_record.events;
             let shared = Arc::get_mut(&mut self.shared).ok_or(Error::Internal(
@@ -883,6 +906,37 @@ impl Runtime {
                         dead_letters += u64::from(closed);
                     }
                 }
+            }
+            // With a second core and no per-copy fault rules, the tick's
+            // deliveries are committed by two threads first (see fanout.rs).
+            let mut merge = None;
+            if split && !init && !message_rules && due.is_empty() {
+                let caps = |i: u32| {
+                    agents
+                        .get(i as usize)
+                        .and_then(|meta| group_caps.get(meta.group))
+                };
+                let inputs = fanout::Inputs {
+                    tick: t,
+                    agents: n,
+                    results: pool.results(),
+                    caps: &caps,
+                    injector,
+                };
+                let [low, high] = bus.split_commit();
+                let [low_buf, high_buf] = std::mem::take(fanned_spare);
+                let (low, high) = std::thread::scope(|scope| {
+                    let high = scope.spawn(|| fanout::fan_out(&inputs, high, high_buf));
+                    (fanout::fan_out(&inputs, low, low_buf), high.join())
+                });
+                let high = high.map_err(|_| Error::Internal("the commit thread panicked"))?;
+                bus.absorb([low.1, high.1]);
+                let m = fanout::Merge::new([low.0, high.0]);
+                let (delivered, refusals, dead) = m.totals();
+                messages += delivered;
+                refused += refusals;
+                dead_letters += dead;
+                merge = Some(m);
             }
             for i in 0..n {
                 let Some(result) = pool.result(i) else {
@@ -942,6 +996,13 @@ impl Runtime {
                         continue;
                     }
                     match h.op {
+                        op::SEND | op::PUBLISH if merge.is_some() => {
+                            // Committed by the split pass; its encodings go
+                            // in here, at the effect's place.
+                            if let Some(m) = merge.as_mut() {
+                                m.take(digest_buf);
+                            }
+                        }
                         op::SEND if !message_rules => {
                             match deliver(bus, digest_buf, i, h.target, None, payload) {
                                 Ok(()) => messages += 1,
@@ -1034,8 +1095,13 @@ impl Runtime {
                                     logs.push(capability_refusal(t, i, &why));
                                 }
                             }
+                            Err(_) if merge.is_some() => {
+                                if let Some(m) = merge.as_mut() {
+                                    m.take(digest_buf);
+                                }
+                            }
                             Err(e) => {
-                                let reason = format!("malformed inference request: {e:?}");
+                                let reason = malformed_request(&e);
                                 if bus
                                     .commit_notice(
                                         i,
@@ -1080,6 +1146,9 @@ impl Runtime {
                     }
                 }
             }
+            if let Some(m) = merge {
+                *fanned_spare = m.into_parts();
+            }
         }
         self.summary.region_refusals += region_refusals;
         self.summary.capability_refusals += capability_refusals;
@@ -1103,6 +1172,7 @@ impl Runtime {
         let shared = self.shared_mut()?;
         shared.bus.flip();
         shared.regions.flip();
+        self.last_messages = messages;
         self.summary.messages_delivered += messages;
         self.summary.messages_refused += refused;
         self.last_record.messages = messages;
@@ -1284,7 +1354,7 @@ impl Runtime {
 /// log; `None` when it is declared, needs no capability (leaving a topic), or
 /// is an inference request (its model is checked once the request is parsed).
 #[inline]
-fn undeclared(caps: &Capabilities, op_code: u16, target: u32) -> Option<String> {
+pub(crate) fn undeclared(caps: &Capabilities, op_code: u16, target: u32) -> Option<String> {
     match op_code {
         op::SEND if !caps.send.allows(target) => Some(format!("send to agent {target}")),
         op::PUBLISH if !caps.topics.allows(target) => Some(format!("publish to topic {target}")),
@@ -1338,10 +1408,15 @@ fn deliver(
 /// Appends the 16-byte workload encoding of a message (8-byte payloads as in
 /// `shared/workloads.md`; other payloads are appended whole).
 #[inline]
-fn digest_message(buf: &mut Vec<u8>, sender: u32, receiver: u32, payload: &[u8]) {
+pub(crate) fn digest_message(buf: &mut Vec<u8>, sender: u32, receiver: u32, payload: &[u8]) {
     buf.extend_from_slice(&sender.to_le_bytes());
     buf.extend_from_slice(&receiver.to_le_bytes());
     buf.extend_from_slice(payload);
+}
+
+/// The error notice an agent gets for an inference request it malformed.
+pub(crate) fn malformed_request(e: &impl std::fmt::Debug) -> String {
+    format!("malformed inference request: {e:?}")
 }
 
 /// Index of the largest element of the first tensor of a result payload, lowest

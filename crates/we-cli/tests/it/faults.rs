@@ -27,13 +27,15 @@ fn ring_scenario(ticks: u64, extra: &str) -> Scenario {
     .unwrap()
 }
 
-/// Runs with a trace; returns the summary and every record.
+/// Runs with a trace (every commit split over two threads when there are
+/// two or more workers); returns the summary and every record.
 fn traced(s: Scenario, workers: usize, dir: &Path) -> (RunSummary, Vec<TickRecord>) {
     let path = dir.join(format!("w{workers}-{}.trace", rand_name()));
     let mut rt = we_cli::build(
         s,
         RunOptions {
             workers: Some(workers),
+            split_commit_min: Some(0),
             ..RunOptions::default()
         },
     )

@@ -73,11 +73,15 @@ pub fn scenario(groups: &[Group<'_>], ticks: u64, extra: &str) -> Scenario {
     Scenario::parse("test-scenario", text.as_bytes(), agents_dir()).expect("valid scenario")
 }
 
+/// Runs `s` on `workers` workers. With two or more, every commit is split
+/// over two threads (`split_commit_min = 0`), so comparisons with one worker
+/// check the split commit against the serial one.
 pub fn run(s: Scenario, workers: usize, perturb_us: u32) -> RunSummary {
     let options = RunOptions {
         workers: Some(workers),
         perturb_us,
         log_tail_lines: 64,
+        split_commit_min: Some(0),
         ..RunOptions::default()
     };
     let mut runtime = we_cli::build(s, options).expect("runtime builds");

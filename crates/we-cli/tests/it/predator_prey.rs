@@ -31,9 +31,12 @@ fn scenario() -> Scenario {
 fn run_and_verify(workers: usize) -> (RunSummary, [u8; 32]) {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("predator-prey.trace");
+    // Every commit split over two threads at W >= 2; the replay commits
+    // serially (few messages a tick), so it checks the split commit.
     let options = RunOptions {
         workers: Some(workers),
         log_tail_lines: 64,
+        split_commit_min: Some(0),
         ..RunOptions::default()
     };
     let mut runtime = we_cli::build(scenario(), options).unwrap();

@@ -117,6 +117,90 @@ fn commit(bus: &mut Bus, t: &Tick) -> Outcome {
     }
 }
 
+/// As [`commit`], but the sends, publishes and notices go through the two
+/// halves of [`Bus::split_commit`] (each fed every call, in order), and the
+/// joins and leaves after them, as the runtime's parallel commit does.
+fn commit_split(bus: &mut Bus, t: &Tick) -> Outcome {
+    let n = bus.agent_count();
+    for (agent, &closed) in t.closed.iter().enumerate() {
+        if closed {
+            bus.close(agent as u32);
+        } else {
+            bus.reopen(agent as u32);
+        }
+    }
+    let mut results = Vec::new();
+    let mut subscriptions = Vec::new();
+    let [mut low, mut high] = bus.split_commit();
+    for (sender, ops) in t.effects.iter().enumerate() {
+        let sender = sender as u32;
+        for op in ops {
+            match op {
+                Op::Send { to, payload } => {
+                    let a = low.send(sender, *to, payload);
+                    let b = high.send(sender, *to, payload);
+                    assert!(a.is_some() != b.is_some(), "exactly one part owns {to}");
+                    let r = a.or(b).unwrap();
+                    results.push(r.map(|()| vec![*to]).map_err(name));
+                }
+                Op::Publish { topic, payload } => {
+                    let mut got = Vec::new();
+                    let a = low.publish(sender, *topic, payload, |r| got.push(r));
+                    let b = high.publish(sender, *topic, payload, |r| got.push(r));
+                    assert_eq!((a.delivered + b.delivered) as usize, got.len());
+                    results.push(Ok(got));
+                }
+                Op::Join { .. } | Op::Leave { .. } => {
+                    subscriptions.push((results.len(), sender, op.clone()));
+                    if matches!(op, Op::Join { .. }) {
+                        results.push(Ok(vec![]));
+                    }
+                }
+            }
+        }
+    }
+    for notice in &t.notices {
+        let call = |part: &mut we_ipc::CommitPart<'_>| {
+            part.notice(
+                notice.to,
+                msg_kind::INFER_RESULT,
+                we_abi::SENDER_INFERENCE,
+                notice.channel,
+                &notice.payload,
+            )
+        };
+        let r = call(&mut low).or_else(|| call(&mut high)).unwrap();
+        results.push(r.map(|()| vec![notice.to]).map_err(name));
+    }
+    let tallies = [low.finish(), high.finish()];
+    bus.absorb(tallies);
+    for (at, sender, op) in subscriptions {
+        match op {
+            Op::Join { topic } => {
+                results[at] = bus
+                    .join(sender, topic)
+                    .map(|()| vec![])
+                    .map_err(|e| match e {
+                        we_ipc::Error::TooManyTopics { .. } => "TooManyTopics".to_string(),
+                        other => format!("{other:?}"),
+                    });
+            }
+            Op::Leave { topic } => bus.leave(sender, topic),
+            _ => {}
+        }
+    }
+    bus.flip();
+    let stats = bus.stats();
+    Outcome {
+        inboxes: (0..n).map(|r| bus.inbox(r).to_vec()).collect(),
+        counts: (0..n).map(|r| bus.inbox_len(r)).collect(),
+        refused: (0..n).map(|a| bus.refused_last_commit(a)).collect(),
+        results,
+        delivered_total: stats.delivered,
+        refused_total: stats.refused,
+    }
+}
+
 fn name(r: we_ipc::Refusal) -> String {
     let debug = format!("{r:?}");
     debug
@@ -154,6 +238,24 @@ proptest! {
                     prop_assert_eq!(h.len.to_native() as usize, p.len());
                 }
             }
+        }
+    }
+
+    /// A commit split by receiver into two parts leaves the bus exactly as
+    /// the serial commit does: inboxes, counts, refusals, results, totals.
+    #[test]
+    fn split_commit_equals_the_serial_commit((n, cap, max_topics, ticks) in scenario()) {
+        let config = BusConfig {
+            mailbox_capacity: cap,
+            max_message_bytes: MAX_BYTES,
+            max_topics_per_agent: max_topics,
+        };
+        let mut serial = Bus::new(n, config);
+        let mut split = Bus::new(n, config);
+        for (i, t) in ticks.iter().enumerate() {
+            let expect = commit(&mut serial, t);
+            let got = commit_split(&mut split, t);
+            prop_assert_eq!(&got, &expect, "tick {}", i);
         }
     }
 }
