@@ -507,9 +507,28 @@ fn put_checked(
     if inbox.count == 0 && inbox.bytes.is_empty() {
         touched.push(receiver);
     }
-    write_record(&mut inbox.bytes, header.encode(), payload);
+    append_record(&mut inbox.bytes, header.encode(), payload);
     inbox.count += 1;
     Ok(())
+}
+
+/// `we_abi::write_record`, with the common small payloads (at most 8 bytes)
+/// appended as one fixed-size piece: one capacity check and one copy.
+#[inline]
+fn append_record(bytes: &mut Vec<u8>, header: [u8; 16], payload: &[u8]) {
+    if payload.is_empty() {
+        bytes.extend_from_slice(&header);
+    } else if payload.len() <= 8 {
+        let mut record = [0u8; 24];
+        let (head, tail) = record.split_at_mut(16);
+        head.copy_from_slice(&header);
+        for (d, s) in tail.iter_mut().zip(payload) {
+            *d = *s;
+        }
+        bytes.extend_from_slice(&record);
+    } else {
+        write_record(bytes, header, payload);
+    }
 }
 
 /// One of the two halves of a commit split by receiver ([`Bus::split_commit`]):

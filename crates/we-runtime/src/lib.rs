@@ -16,6 +16,7 @@
 mod error;
 mod fanout;
 pub mod faults;
+mod hash;
 mod pool;
 mod regions;
 mod run;

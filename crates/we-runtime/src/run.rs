@@ -2,6 +2,7 @@
 
 use crate::fanout;
 use crate::faults::{Fate, Injector};
+use crate::hash;
 use crate::pool::{AgentSpec, Phase, Pool, RUN_RESTART, RUN_SKIP, RUN_STEP, Shared};
 use crate::regions::Regions;
 use crate::scenario::{PolicyName, Scenario};
@@ -532,10 +533,13 @@ impl Runtime {
         let began = Instant::now();
         self.schedule(t)?;
         self.pool.run(Phase::Tick, &self.shared)?;
+        // The digest's whole input in one buffer (`D_{t-1}`, t, the tick's
+        // message encodings), so that it can be hashed on two threads.
         self.digest_buf.clear();
+        self.digest_buf.extend_from_slice(&self.digest);
         self.digest_buf.extend_from_slice(&t.to_le_bytes());
         let effects_digest = self.commit(t, false)?;
-        self.digest = workload_digest_update(&self.digest, &self.digest_buf);
+        self.digest = hash::hash(&self.digest_buf, self.pool.width() >= 2);
         self.last_record.tick = Tick(t);
         self.last_record.effects_digest = effects_digest;
         self.last_record.workload_digest = self.digest;
@@ -1409,9 +1413,19 @@ fn deliver(
 /// `shared/workloads.md`; other payloads are appended whole).
 #[inline]
 pub(crate) fn digest_message(buf: &mut Vec<u8>, sender: u32, receiver: u32, payload: &[u8]) {
-    buf.extend_from_slice(&sender.to_le_bytes());
-    buf.extend_from_slice(&receiver.to_le_bytes());
-    buf.extend_from_slice(payload);
+    let mut ids = [0u8; 8];
+    ids[..4].copy_from_slice(&sender.to_le_bytes());
+    ids[4..].copy_from_slice(&receiver.to_le_bytes());
+    if let Ok(word) = <[u8; 8]>::try_from(payload) {
+        // The workloads' case: one fixed-size append.
+        let mut encoding = [0u8; 16];
+        encoding[..8].copy_from_slice(&ids);
+        encoding[8..].copy_from_slice(&word);
+        buf.extend_from_slice(&encoding);
+    } else {
+        buf.extend_from_slice(&ids);
+        buf.extend_from_slice(payload);
+    }
 }
 
 /// The error notice an agent gets for an inference request it malformed.
