@@ -298,28 +298,20 @@ impl Bus {
         sender: u32,
         topic: u32,
         payload: &[u8],
-        mut on_delivered: impl FnMut(u32),
+        on_delivered: impl FnMut(u32),
     ) -> PublishOutcome {
-        let mut out = PublishOutcome::default();
         // Subscriptions change only at flip, so the list is stable during a
         // commit; it is moved out (no allocation) so `put` can borrow `self`.
         let Some(subs) = self.topics.get_mut(&topic).map(std::mem::take) else {
-            return out;
+            return PublishOutcome::default();
         };
         let header = message_header(sender, msg_kind::TOPIC, topic, payload);
-        // Bounded by the subscriber list (at most the agent count).
-        for &receiver in &subs {
-            if receiver == sender {
-                continue;
-            }
-            match self.put(header, receiver, payload) {
-                Ok(()) => {
-                    out.delivered += 1;
-                    on_delivered(receiver);
-                }
-                Err(_) => out.refused += 1,
-            }
-        }
+        let out = publish_to(
+            &subs,
+            sender,
+            |receiver| self.put(header, receiver, payload),
+            on_delivered,
+        );
         if let Some(slot) = self.topics.get_mut(&topic) {
             *slot = subs;
         }
@@ -512,6 +504,31 @@ fn put_checked(
     Ok(())
 }
 
+/// Offers one copy of a publish from `sender` to each of `subs` in order, the
+/// publisher excluded; `on_delivered` hears of each copy `put` accepted.
+/// Bounded by the subscriber list (at most the agent count).
+fn publish_to(
+    subs: &[u32],
+    sender: u32,
+    mut put: impl FnMut(u32) -> Result<(), Refusal>,
+    mut on_delivered: impl FnMut(u32),
+) -> PublishOutcome {
+    let mut out = PublishOutcome::default();
+    for &receiver in subs {
+        if receiver == sender {
+            continue;
+        }
+        match put(receiver) {
+            Ok(()) => {
+                out.delivered += 1;
+                on_delivered(receiver);
+            }
+            Err(_) => out.refused += 1,
+        }
+    }
+    out
+}
+
 /// `we_abi::write_record`, with the common small payloads (at most 8 bytes)
 /// appended as one fixed-size piece: one capacity check and one copy.
 #[inline]
@@ -633,12 +650,11 @@ impl<'a> CommitPart<'a> {
         sender: u32,
         topic: u32,
         payload: &[u8],
-        mut on_delivered: impl FnMut(u32),
+        on_delivered: impl FnMut(u32),
     ) -> PublishOutcome {
-        let mut out = PublishOutcome::default();
         let topics: &'a BTreeMap<u32, Vec<u32>> = self.topics;
         let Some(subs) = topics.get(&topic) else {
-            return out;
+            return PublishOutcome::default();
         };
         let first = self.first;
         let end = first as usize + self.inboxes.len();
@@ -646,19 +662,12 @@ impl<'a> CommitPart<'a> {
         let from = subs.partition_point(|&r| r < first);
         let to = subs.partition_point(|&r| (r as usize) < end);
         let header = message_header(sender, msg_kind::TOPIC, topic, payload);
-        for &receiver in subs.get(from..to).unwrap_or(&[]) {
-            if receiver == sender {
-                continue;
-            }
-            match self.put(header, receiver, payload) {
-                Ok(()) => {
-                    out.delivered += 1;
-                    on_delivered(receiver);
-                }
-                Err(_) => out.refused += 1,
-            }
-        }
-        out
+        publish_to(
+            subs.get(from..to).unwrap_or(&[]),
+            sender,
+            |receiver| self.put(header, receiver, payload),
+            on_delivered,
+        )
     }
 
     /// Ends the part's work; give the tally to [`Bus::absorb`].

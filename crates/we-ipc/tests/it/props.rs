@@ -59,9 +59,8 @@ fn scenario() -> impl Strategy<Value = (u32, u32, u32, Vec<Tick>)> {
     })
 }
 
-/// Runs one tick through the bus, calling it the way the runtime does.
-fn commit(bus: &mut Bus, t: &Tick) -> Outcome {
-    let n = bus.agent_count();
+/// Opens and closes receivers as the tick says.
+fn apply_closed(bus: &mut Bus, t: &Tick) {
     for (agent, &closed) in t.closed.iter().enumerate() {
         if closed {
             bus.close(agent as u32);
@@ -69,6 +68,25 @@ fn commit(bus: &mut Bus, t: &Tick) -> Outcome {
             bus.reopen(agent as u32);
         }
     }
+}
+
+/// What the tick left in the bus, after its flip.
+fn outcome(bus: &Bus, results: Vec<Result<Vec<u32>, String>>) -> Outcome {
+    let n = bus.agent_count();
+    let stats = bus.stats();
+    Outcome {
+        inboxes: (0..n).map(|r| bus.inbox(r).to_vec()).collect(),
+        counts: (0..n).map(|r| bus.inbox_len(r)).collect(),
+        refused: (0..n).map(|a| bus.refused_last_commit(a)).collect(),
+        results,
+        delivered_total: stats.delivered,
+        refused_total: stats.refused,
+    }
+}
+
+/// Runs one tick through the bus, calling it the way the runtime does.
+fn commit(bus: &mut Bus, t: &Tick) -> Outcome {
+    apply_closed(bus, t);
     let mut results = Vec::new();
     for (sender, ops) in t.effects.iter().enumerate() {
         let sender = sender as u32;
@@ -106,29 +124,14 @@ fn commit(bus: &mut Bus, t: &Tick) -> Outcome {
         results.push(r.map(|()| vec![notice.to]).map_err(name));
     }
     bus.flip();
-    let stats = bus.stats();
-    Outcome {
-        inboxes: (0..n).map(|r| bus.inbox(r).to_vec()).collect(),
-        counts: (0..n).map(|r| bus.inbox_len(r)).collect(),
-        refused: (0..n).map(|a| bus.refused_last_commit(a)).collect(),
-        results,
-        delivered_total: stats.delivered,
-        refused_total: stats.refused,
-    }
+    outcome(bus, results)
 }
 
 /// As [`commit`], but the sends, publishes and notices go through the two
 /// halves of [`Bus::split_commit`] (each fed every call, in order), and the
 /// joins and leaves after them, as the runtime's parallel commit does.
 fn commit_split(bus: &mut Bus, t: &Tick) -> Outcome {
-    let n = bus.agent_count();
-    for (agent, &closed) in t.closed.iter().enumerate() {
-        if closed {
-            bus.close(agent as u32);
-        } else {
-            bus.reopen(agent as u32);
-        }
-    }
+    apply_closed(bus, t);
     let mut results = Vec::new();
     let mut subscriptions = Vec::new();
     let [mut low, mut high] = bus.split_commit();
@@ -190,15 +193,7 @@ fn commit_split(bus: &mut Bus, t: &Tick) -> Outcome {
         }
     }
     bus.flip();
-    let stats = bus.stats();
-    Outcome {
-        inboxes: (0..n).map(|r| bus.inbox(r).to_vec()).collect(),
-        counts: (0..n).map(|r| bus.inbox_len(r)).collect(),
-        refused: (0..n).map(|a| bus.refused_last_commit(a)).collect(),
-        results,
-        delivered_total: stats.delivered,
-        refused_total: stats.refused,
-    }
+    outcome(bus, results)
 }
 
 fn name(r: we_ipc::Refusal) -> String {
