@@ -176,6 +176,8 @@ pub struct Runtime {
     /// two threads ([`RunOptions::split_commit_min`]).
     split_commit_min: u64,
     requests: Vec<InferenceRequest>,
+    /// Requests of earlier ticks, kept for their buffers.
+    spare_requests: Vec<InferenceRequest>,
     summary: RunSummary,
     log_tail: VecDeque<String>,
     log_tail_lines: usize,
@@ -382,6 +384,7 @@ impl Runtime {
             fanned_spare: Default::default(),
             split_commit_min: options.split_commit_min.unwrap_or(DEFAULT_SPLIT_COMMIT_MIN),
             requests: Vec::new(),
+            spare_requests: Vec::new(),
             log_tail: VecDeque::new(),
             log_tail_lines: options.log_tail_lines,
             times: TickTimes::default(),
@@ -851,7 +854,8 @@ impl Runtime {
         record.events.append(&mut self.pending_events);
         record.messages = 0;
         self.last_record = record;
-        self.requests.clear();
+        // Last tick's requests keep their buffers for this tick's.
+        self.spare_requests.append(&mut self.requests);
         let mut effects_buf = std::mem::take(&mut self.effects_buf);
         effects_buf.clear();
         effects_buf.extend_from_slice(&t.to_le_bytes());
@@ -882,6 +886,7 @@ impl Runtime {
             let delayed = &mut self.delayed;
             let digest_buf = &mut self.digest_buf;
             let requests = &mut self.requests;
+            let spare_requests = &mut self.spare_requests;
             let fanned_spare = &mut self.fanned_spare;
             let agent_digests = &mut self.last_record.agent_digests;
             let events = &mut self.last_record.events;
@@ -1086,13 +1091,28 @@ impl Runtime {
                                 // is parsed: its capability is checked here.
                                 let model = String::from_utf8_lossy(model);
                                 if caps.models.allows(&model) {
-                                    requests.push(InferenceRequest {
-                                        agent: AgentId::new(i),
-                                        tag: h.aux,
-                                        model: model.into_owned(),
-                                        inputs: inputs.to_vec(),
-                                        tensor_count: count,
-                                    });
+                                    // Into a spare request's buffers, when
+                                    // there is one: no allocation a request.
+                                    let request = match spare_requests.pop() {
+                                        Some(mut r) => {
+                                            r.agent = AgentId::new(i);
+                                            r.tag = h.aux;
+                                            r.model.clear();
+                                            r.model.push_str(&model);
+                                            r.inputs.clear();
+                                            r.inputs.extend_from_slice(inputs);
+                                            r.tensor_count = count;
+                                            r
+                                        }
+                                        None => InferenceRequest {
+                                            agent: AgentId::new(i),
+                                            tag: h.aux,
+                                            model: model.into_owned(),
+                                            inputs: inputs.to_vec(),
+                                            tensor_count: count,
+                                        },
+                                    };
+                                    requests.push(request);
                                 } else {
                                     capability_refusals += 1;
                                     let why = format!("inference on model `{model}`");
