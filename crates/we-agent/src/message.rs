@@ -169,6 +169,16 @@ impl<'a> Inbox<'a> {
         })
     }
 
+    /// An inbox over `bytes` that the runtime says holds `count` messages (the
+    /// step context's `inbox_len`), taken on trust: no walk ahead of time.
+    /// Iteration still checks every record and stops at a malformed one.
+    pub fn counted(bytes: &'a [u8], count: usize) -> Self {
+        Self {
+            bytes,
+            counted: Some(count),
+        }
+    }
+
     /// Number of well-formed records, counted by walking the headers.
     pub fn check(bytes: &[u8]) -> Option<usize> {
         let mut n = 0usize;

@@ -452,6 +452,10 @@ fn message_views() {
     assert_eq!(checked, Some((2, 2)), "a checked inbox knows its count");
     assert!(Inbox::checked(&bytes[..20]).is_none());
     assert_eq!(Inbox::checked(&[]).map(|i| i.len()), Some(0));
+    // The runtime's count is taken on trust; iteration still checks records.
+    let counted = Inbox::counted(&bytes, 2);
+    assert_eq!((counted.len(), counted.iter().count()), (2, 2));
+    assert_eq!(Inbox::counted(&bytes[..20], 2).iter().count(), 0);
     // A payload of 8 bytes or more reads its first 8.
     let m = Message::new(
         MessageHeader { len: 9, ..header },
