@@ -254,17 +254,16 @@ impl Bus {
     /// Appends one record to `receiver`'s next inbox, or refuses it.
     #[inline]
     fn put(&mut self, header: MessageHeader, receiver: u32, payload: &[u8]) -> Result<(), Refusal> {
-        let closed = self.closed.get(receiver as usize) == Some(&true);
-        let inbox = self.next.inboxes.get_mut(receiver as usize);
-        match put_checked(
+        let outcome = put_checked(
             &self.config,
-            inbox,
-            closed,
+            (&mut self.next.inboxes, 0),
+            &self.closed,
             receiver,
             header,
             payload,
             &mut self.next.touched,
-        ) {
+        );
+        match outcome {
             Ok(()) => {
                 self.stats.delivered += 1;
                 Ok(())
@@ -466,15 +465,17 @@ impl Bus {
     }
 }
 
-/// Appends one record to `inbox` (the receiver's next inbox, `None` if there
-/// is no such receiver), or says why not. The checks, in this order, are the
-/// bus's for every message: size, receiver known, receiver open, room.
-/// `touched` gets the receiver when this is its first record.
+/// Appends one record to `receiver`'s next inbox, or says why not.
+/// `inboxes.0` holds the next inboxes of receivers from `inboxes.1` on (all of
+/// them for a [`Bus`], one half for a [`CommitPart`]); `closed` is indexed by
+/// receiver. The checks, in this order, are the bus's for every message:
+/// size, receiver known, receiver open, room. `touched` gets the receiver when
+/// this is its first record.
 #[inline]
 fn put_checked(
     config: &BusConfig,
-    inbox: Option<&mut Inbox>,
-    closed: bool,
+    inboxes: (&mut [Inbox], u32),
+    closed: &[bool],
     receiver: u32,
     header: MessageHeader,
     payload: &[u8],
@@ -487,10 +488,14 @@ fn put_checked(
             max,
         });
     }
-    let Some(inbox) = inbox else {
+    let (inboxes, first) = inboxes;
+    let Some(inbox) = (receiver as usize)
+        .checked_sub(first as usize)
+        .and_then(|local| inboxes.get_mut(local))
+    else {
         return Err(Refusal::UnknownReceiver { receiver });
     };
-    if closed {
+    if closed.get(receiver as usize) == Some(&true) {
         return Err(Refusal::ReceiverClosed { receiver });
     }
     if inbox.count >= config.mailbox_capacity {
@@ -590,14 +595,10 @@ impl<'a> CommitPart<'a> {
     }
 
     fn put(&mut self, header: MessageHeader, receiver: u32, payload: &[u8]) -> Result<(), Refusal> {
-        let inbox = (receiver as usize)
-            .checked_sub(self.first as usize)
-            .and_then(|local| self.inboxes.get_mut(local));
-        let closed = self.closed.get(receiver as usize) == Some(&true);
         let outcome = put_checked(
             &self.config,
-            inbox,
-            closed,
+            (self.inboxes, self.first),
+            self.closed,
             receiver,
             header,
             payload,

@@ -41,7 +41,7 @@ impl GuestLayout {
 /// The constant initialising the first global of a global section's contents,
 /// if that global is a mutable `i32` with an `i32.const` initialiser.
 fn first_global_i32_const(contents: &[u8]) -> Option<u32> {
-    let (count, used) = uleb32(contents)?;
+    let (count, used) = we_sign::module::read_u32_leb(contents)?;
     if count == 0 {
         return None;
     }
@@ -52,17 +52,6 @@ fn first_global_i32_const(contents: &[u8]) -> Option<u32> {
         }
         _ => None,
     }
-}
-
-fn uleb32(bytes: &[u8]) -> Option<(u32, usize)> {
-    let mut value: u64 = 0;
-    for (i, &b) in bytes.iter().take(5).enumerate() {
-        value |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return u32::try_from(value).ok().map(|v| (v, i + 1));
-        }
-    }
-    None
 }
 
 fn sleb32(bytes: &[u8]) -> Option<(i32, usize)> {

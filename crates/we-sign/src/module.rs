@@ -349,8 +349,9 @@ fn sections<'a>(name: &str, bytes: &'a [u8]) -> Result<Vec<Section<'a>>> {
     Ok(out)
 }
 
-/// Decodes an unsigned LEB128 u32; returns it and the bytes used.
-fn read_u32_leb(bytes: &[u8]) -> Option<(u32, usize)> {
+/// Decodes an unsigned LEB128 u32; returns it and the bytes used (`None`
+/// when truncated or over 32 bits).
+pub fn read_u32_leb(bytes: &[u8]) -> Option<(u32, usize)> {
     let mut value: u32 = 0;
     for (i, &b) in bytes.iter().take(5).enumerate() {
         let low = (b & 0x7f) as u32;

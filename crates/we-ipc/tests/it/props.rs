@@ -103,11 +103,7 @@ fn commit(bus: &mut Bus, t: &Tick) -> Outcome {
                     results.push(Ok(got));
                 }
                 Op::Join { topic } => {
-                    let r = bus.join(sender, *topic);
-                    results.push(r.map(|()| vec![]).map_err(|e| match e {
-                        we_ipc::Error::TooManyTopics { .. } => "TooManyTopics".to_string(),
-                        other => format!("{other:?}"),
-                    }));
+                    results.push(joined(bus.join(sender, *topic)));
                 }
                 Op::Leave { topic } => bus.leave(sender, *topic),
             }
@@ -180,13 +176,7 @@ fn commit_split(bus: &mut Bus, t: &Tick) -> Outcome {
     for (at, sender, op) in subscriptions {
         match op {
             Op::Join { topic } => {
-                results[at] = bus
-                    .join(sender, topic)
-                    .map(|()| vec![])
-                    .map_err(|e| match e {
-                        we_ipc::Error::TooManyTopics { .. } => "TooManyTopics".to_string(),
-                        other => format!("{other:?}"),
-                    });
+                results[at] = joined(bus.join(sender, topic));
             }
             Op::Leave { topic } => bus.leave(sender, topic),
             _ => {}
@@ -194,6 +184,14 @@ fn commit_split(bus: &mut Bus, t: &Tick) -> Outcome {
     }
     bus.flip();
     outcome(bus, results)
+}
+
+/// A join's result as the model states it.
+fn joined(r: we_ipc::Result<()>) -> Result<Vec<u32>, String> {
+    r.map(|()| vec![]).map_err(|e| match e {
+        we_ipc::Error::TooManyTopics { .. } => "TooManyTopics".to_string(),
+        other => format!("{other:?}"),
+    })
 }
 
 fn name(r: we_ipc::Refusal) -> String {
