@@ -621,14 +621,11 @@ impl<'a> CommitPart<'a> {
         receiver: u32,
         payload: &[u8],
     ) -> Option<Result<(), Refusal>> {
-        if !self.owns(receiver) {
-            return None;
-        }
-        let header = message_header(sender, msg_kind::DIRECT, 0, payload);
-        Some(self.put(header, receiver, payload))
+        self.notice(receiver, msg_kind::DIRECT, sender, 0, payload)
     }
 
-    /// [`Bus::commit_notice`], if this part owns `receiver`.
+    /// [`Bus::commit_notice`] (any message of `kind` on `channel`), if this
+    /// part owns `receiver`.
     pub fn notice(
         &mut self,
         receiver: u32,
