@@ -63,6 +63,13 @@ pub mod exports {
     pub const AGENT_SHUTDOWN: &str = "agent_shutdown";
     /// The linear memory every agent exports.
     pub const MEMORY: &str = "memory";
+    /// `(ptr: i32, len: i32) -> i32`, optional: one call for many agents of
+    /// a pack (see [`crate::pack`]). Only modules that export it can be
+    /// packed; the SDK's `export_agent!` always does.
+    pub const PACK_CALL: &str = "we_pack_call";
+    /// The signature of [`PACK_CALL`].
+    pub const PACK_CALL_SIGNATURE: crate::Signature =
+        crate::Signature::new(PACK_CALL, &[I32, I32], &[I32]);
 
     use crate::ValType::I32;
 
@@ -407,6 +414,11 @@ pub mod op {
 
     /// Highest op code defined in v1.
     pub const MAX: u16 = 7;
+
+    /// Only inside a pack call ([`crate::pack`]): ends the effects of the
+    /// pack's slot `target`, whose call ended with status `aux` (an `i32`'s
+    /// bits; 0 is success). Never valid outside a pack call.
+    pub const PACK_END: u16 = 8;
 }
 
 /// Header of one effect record, 16 bytes, then `len` payload bytes, then zero
@@ -589,6 +601,16 @@ impl SplitMix64 {
         }
     }
 
+    /// A stream that continues from `state` (see [`SplitMix64::state`]).
+    pub const fn from_state(state: u64) -> Self {
+        Self { state }
+    }
+
+    /// The state: [`SplitMix64::from_state`] of it continues this stream.
+    pub const fn state(&self) -> u64 {
+        self.state
+    }
+
     /// The next value.
     #[inline]
     pub fn next_u64(&mut self) -> u64 {
@@ -597,6 +619,161 @@ impl SplitMix64 {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+}
+
+/// Agent packs: one instance hosts several agents of one group, and one
+/// `we_pack_call(ptr, len)` runs many of them.
+///
+/// The buffer holds a [`PackHeader`], `count` [`PackEntry`]s, then the body:
+/// for [`PACK_INIT`] the group's config bytes (`config_len`), shared by every
+/// entry; for [`PACK_STEP`] each entry's inbox (`inbox_bytes` of message
+/// records), back to back in entry order; for [`PACK_SHUTDOWN`] nothing.
+///
+/// The guest runs the entries in order, each exactly as the single-agent
+/// export would (init; or the inbox then step; or shutdown), and ends each
+/// entry's effects with a [`crate::op::PACK_END`] record naming the entry's
+/// slot and its status. The host splits the call's effects at those records,
+/// so every agent's effects are its own, in emission order, as if it had run
+/// alone. The call returns [`crate::STATUS_OK`], or a non-zero status when the
+/// pack as a whole could not run (a malformed buffer).
+pub mod pack {
+    use super::{get_u32, get_u64};
+
+    /// `kind`: run `agent_init` for each entry (a fresh agent in its slot).
+    pub const PACK_INIT: u32 = 0;
+    /// `kind`: run a tick (inbox, then step) for each entry.
+    pub const PACK_STEP: u32 = 1;
+    /// `kind`: run `agent_shutdown` for each entry.
+    pub const PACK_SHUTDOWN: u32 = 2;
+
+    /// The head of a pack call's buffer, 32 bytes.
+    ///
+    /// | offset | size | field |
+    /// |---:|---:|---|
+    /// | 0 | 4 | `kind` ([`PACK_INIT`], [`PACK_STEP`], [`PACK_SHUTDOWN`]) |
+    /// | 4 | 4 | `count` (entries that follow) |
+    /// | 8 | 8 | `tick` |
+    /// | 16 | 8 | `fuel_per_call` (each agent's budget; the call gets `count` times it) |
+    /// | 24 | 4 | `agent_count` (agents in the run) |
+    /// | 28 | 4 | `config_len` (init only, else 0) |
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    pub struct PackHeader {
+        /// What the call runs.
+        pub kind: u32,
+        /// Number of entries.
+        pub count: u32,
+        /// The logical tick.
+        pub tick: u64,
+        /// Fuel budget of one agent.
+        pub fuel_per_call: u64,
+        /// Agents in the run.
+        pub agent_count: u32,
+        /// Config bytes after the entries (init only).
+        pub config_len: u32,
+    }
+
+    impl PackHeader {
+        /// Encoded size in bytes.
+        pub const SIZE: usize = 32;
+
+        /// Writes the header into `out[..32]`.
+        pub fn encode(&self, out: &mut [u8; Self::SIZE]) {
+            out[0..4].copy_from_slice(&self.kind.to_le_bytes());
+            out[4..8].copy_from_slice(&self.count.to_le_bytes());
+            out[8..16].copy_from_slice(&self.tick.to_le_bytes());
+            out[16..24].copy_from_slice(&self.fuel_per_call.to_le_bytes());
+            out[24..28].copy_from_slice(&self.agent_count.to_le_bytes());
+            out[28..32].copy_from_slice(&self.config_len.to_le_bytes());
+        }
+
+        /// Reads a header; `None` if `b` is shorter than 32 bytes.
+        pub fn decode(b: &[u8]) -> Option<Self> {
+            if b.len() < Self::SIZE {
+                return None;
+            }
+            Some(Self {
+                kind: get_u32(b, 0),
+                count: get_u32(b, 4),
+                tick: get_u64(b, 8),
+                fuel_per_call: get_u64(b, 16),
+                agent_count: get_u32(b, 24),
+                config_len: get_u32(b, 28),
+            })
+        }
+    }
+
+    /// One agent of a pack call, 40 bytes.
+    ///
+    /// | offset | size | field |
+    /// |---:|---:|---|
+    /// | 0 | 4 | `slot` (the agent's place in the pack, from 0) |
+    /// | 4 | 4 | `agent_id` |
+    /// | 8 | 4 | `generation` |
+    /// | 12 | 4 | `group_index` |
+    /// | 16 | 4 | `inbox_len` (messages; step only) |
+    /// | 20 | 4 | `inbox_bytes` (step only) |
+    /// | 24 | 4 | `refused` (step only) |
+    /// | 28 | 4 | reserved, zero |
+    /// | 32 | 8 | `rng_state`: the agent's PRNG stream (init only; see below) |
+    ///
+    /// A packed agent's `rand_u64` stream is kept in the guest: an init entry
+    /// carries the state the host's stream for that agent starts from
+    /// ([`crate::SplitMix64::state`]), so the values are the same as an
+    /// unpacked agent gets from the `rand_u64` import.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    pub struct PackEntry {
+        /// Place in the pack.
+        pub slot: u32,
+        /// The agent's id.
+        pub agent_id: u32,
+        /// The agent's generation.
+        pub generation: u32,
+        /// Index of the agent inside its group.
+        pub group_index: u32,
+        /// Messages in its inbox.
+        pub inbox_len: u32,
+        /// Bytes of its inbox in the body.
+        pub inbox_bytes: u32,
+        /// Its effects refused at the last commit.
+        pub refused: u32,
+        /// Initial PRNG state (init only).
+        pub rng_state: u64,
+    }
+
+    impl PackEntry {
+        /// Encoded size in bytes.
+        pub const SIZE: usize = 40;
+
+        /// Writes the entry into `out[..40]`.
+        pub fn encode(&self, out: &mut [u8; Self::SIZE]) {
+            out[0..4].copy_from_slice(&self.slot.to_le_bytes());
+            out[4..8].copy_from_slice(&self.agent_id.to_le_bytes());
+            out[8..12].copy_from_slice(&self.generation.to_le_bytes());
+            out[12..16].copy_from_slice(&self.group_index.to_le_bytes());
+            out[16..20].copy_from_slice(&self.inbox_len.to_le_bytes());
+            out[20..24].copy_from_slice(&self.inbox_bytes.to_le_bytes());
+            out[24..28].copy_from_slice(&self.refused.to_le_bytes());
+            out[28..32].copy_from_slice(&[0; 4]);
+            out[32..40].copy_from_slice(&self.rng_state.to_le_bytes());
+        }
+
+        /// Reads an entry; `None` if `b` is shorter than 40 bytes.
+        pub fn decode(b: &[u8]) -> Option<Self> {
+            if b.len() < Self::SIZE {
+                return None;
+            }
+            Some(Self {
+                slot: get_u32(b, 0),
+                agent_id: get_u32(b, 4),
+                generation: get_u32(b, 8),
+                group_index: get_u32(b, 12),
+                inbox_len: get_u32(b, 16),
+                inbox_bytes: get_u32(b, 20),
+                refused: get_u32(b, 24),
+                rng_state: get_u64(b, 32),
+            })
+        }
     }
 }
 

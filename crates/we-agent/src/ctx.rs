@@ -10,7 +10,7 @@
 use crate::tensor::TensorRef;
 use crate::{AgentError, sys};
 use core::cell::Cell;
-use we_abi::{EffectHeader, InitContext, StepContext, log_level, op, pad, tensor};
+use we_abi::{EffectHeader, InitContext, SplitMix64, StepContext, log_level, op, pad, tensor};
 
 /// Outbox size at which effects are flushed before the export returns.
 pub const FLUSH_THRESHOLD: usize = 64 * 1024;
@@ -59,6 +59,10 @@ pub struct Ctx {
     /// rest of the call's effects are then dropped.
     emit_error: Option<AgentError>,
     emit_calls: u64,
+    /// In a pack call: the running agent's slot and its PRNG stream, kept in
+    /// the guest (see `we_abi::pack`).
+    pack_slot: Option<u32>,
+    rng: Option<SplitMix64>,
 }
 
 impl Ctx {
@@ -108,7 +112,11 @@ impl Ctx {
     /// The next value of this agent's deterministic PRNG stream (host-side SplitMix64).
     #[inline]
     pub fn rand_u64(&mut self) -> u64 {
-        sys::rand_u64()
+        match &mut self.rng {
+            // A packed agent: the same stream, kept in the guest.
+            Some(rng) => rng.next_u64(),
+            None => sys::rand_u64(),
+        }
     }
 
     /// This agent's effects refused at the last commit (backpressure), as of the
@@ -268,6 +276,12 @@ impl Ctx {
     /// Appends a line to the run's log at `level` (see [`we_abi::log_level`]).
     /// Logging is a host call per line: keep it off hot paths.
     pub fn log(&self, level: i32, text: &str) {
+        // In a pack call the level's bits 8 and up carry slot + 1, so the
+        // host files the line under the agent that wrote it.
+        let level = match self.pack_slot {
+            Some(slot) => (level & 0xff) | ((slot as i32).wrapping_add(1) << 8),
+            None => level,
+        };
         // The host's answer is informational; a refused log line is not an error.
         let _ = sys::log(level, text.as_bytes());
     }
@@ -355,6 +369,50 @@ impl Ctx {
         self.in_step = false;
         self.error = None;
         self.emit_error = None;
+    }
+
+    /// Makes the context that of a packed agent in `slot` (see
+    /// `we_abi::pack`), until [`Ctx::leave_slot`].
+    pub(crate) fn enter_slot(&mut self, slot: u32, init: InitContext, rng: SplitMix64) {
+        self.init = init;
+        self.pack_slot = Some(slot);
+        self.rng = Some(rng);
+    }
+
+    /// Ends the turn of the packed agent in `slot`: its effects are closed
+    /// with a `PACK_END` record carrying the turn's status, without a flush.
+    /// Returns the agent's PRNG stream, to be kept with it.
+    pub(crate) fn leave_slot(&mut self, slot: u32) -> Option<SplitMix64> {
+        let status = self.error.take().map_or(we_abi::STATUS_OK, |e| e.status());
+        let header = EffectHeader {
+            op: op::PACK_END,
+            flags: 0,
+            target: slot,
+            aux: status as u32,
+            len: 0,
+        };
+        // A marker that cannot be written leaves the host with fewer markers
+        // than entries, which faults the pack: never a silent misfiling.
+        if self.outbox.try_reserve(EffectHeader::SIZE).is_ok() {
+            we_abi::write_record(&mut self.outbox, header.encode(), &[]);
+            self.after_push();
+        }
+        self.in_step = false;
+        self.pack_slot = None;
+        self.rng.take()
+    }
+
+    /// Ends a pack call: flushes the outbox (every agent's status is in its
+    /// marker); the call fails only if the host refused the effects.
+    pub(crate) fn finish_pack(&mut self) -> i32 {
+        let flushed = self.flush();
+        self.in_step = false;
+        self.tick.set(None);
+        self.error = None;
+        match flushed {
+            Ok(()) => we_abi::STATUS_OK,
+            Err(e) => e.status(),
+        }
     }
 
     /// Flushes the outbox and returns the call's export status.

@@ -113,7 +113,9 @@ pub trait Agent {
 /// Generates the ABI v1 exports for an [`Agent`] type.
 ///
 /// `export_agent!(MyAgent)` constructs the agent with `Default`;
-/// `export_agent!(MyAgent, MyAgent::new(..))` with the given expression. The
+/// `export_agent!(MyAgent, MyAgent::new(..))` with the given expression, which
+/// is evaluated once per agent (the module can also host a pack of agents,
+/// through the `we_pack_call` export; see `we_abi::pack`). The
 /// exports exist only when compiling for `wasm32`; elsewhere the macro expands
 /// to nothing, so the crate can also be tested natively.
 #[macro_export]
@@ -132,7 +134,7 @@ macro_rules! export_agent {
             use $crate::__private::{RefCell, Runtime, with};
 
             $crate::__private::thread_local! {
-                static WE_AGENT_RUNTIME: RefCell<Runtime<$agent>> = RefCell::new(Runtime::new($make));
+                static WE_AGENT_RUNTIME: RefCell<Runtime<$agent>> = RefCell::new(Runtime::with_factory(|| $make));
             }
 
             // SAFETY (every `no_mangle` below): these are the ABI's export names,
@@ -179,6 +181,13 @@ macro_rules! export_agent {
             extern "C" fn agent_shutdown() -> i32 {
                 with(&WE_AGENT_RUNTIME, $crate::__private::REENTERED, |rt| {
                     rt.agent_shutdown()
+                })
+            }
+
+            #[unsafe(no_mangle)]
+            extern "C" fn we_pack_call(ptr: i32, len: i32) -> i32 {
+                with(&WE_AGENT_RUNTIME, $crate::__private::REENTERED, |rt| {
+                    rt.pack_call(ptr, len)
                 })
             }
         };

@@ -143,6 +143,13 @@ pub enum Effect {
         /// Bytes written.
         data: Vec<u8>,
     },
+    /// The end of one packed agent's effects in a pack call (`we_abi::pack`).
+    PackEnd {
+        /// The agent's slot in the pack.
+        slot: u32,
+        /// Its status (0 is success).
+        status: i32,
+    },
     /// A line logged with the `log` import (immediately, so it precedes the
     /// effects of the same call, which are emitted when the call returns).
     Log {
@@ -349,6 +356,10 @@ fn decode_effect(h: EffectHeader, payload: &[u8]) -> Option<Effect> {
                 inputs,
             }
         }
+        op::PACK_END => Effect::PackEnd {
+            slot: h.target,
+            status: h.aux as i32,
+        },
         op::REGION_CREATE => Effect::RegionCreate {
             region: h.target,
             len: h.aux,
@@ -412,6 +423,9 @@ pub enum Export {
     Step,
     /// `agent_shutdown`.
     Shutdown,
+    /// `we_pack_call` (the bytes are a whole pack call buffer, see
+    /// `we_abi::pack`; only a harness made with [`Harness::new`] can host one).
+    Pack,
 }
 
 /// An export call that returned a non-zero status.
@@ -448,7 +462,9 @@ pub struct Harness<A: Agent> {
 impl<A: Agent + Default> Harness<A> {
     /// Agent `agent_id` of `agent_count`, generation 0, in a run seeded with `seed`.
     pub fn new(agent_id: u32, agent_count: u32, seed: u64) -> Self {
-        Self::with_agent(A::default(), agent_id, agent_count, seed)
+        let mut harness = Self::with_agent(A::default(), agent_id, agent_count, seed);
+        harness.runtime = Runtime::with_factory(A::default);
+        harness
     }
 }
 
@@ -698,7 +714,7 @@ impl<A: Agent> Harness<A> {
             let rt = &mut self.runtime;
             match export {
                 Export::Shutdown => rt.agent_shutdown(),
-                Export::Init | Export::Receive | Export::Step => match i32::try_from(bytes.len()) {
+                Export::Init | Export::Receive | Export::Step | Export::Pack => match i32::try_from(bytes.len()) {
                     Err(_) => status::TOO_LARGE,
                     Ok(len) => {
                         let ptr = rt.we_buffer(len);
@@ -709,6 +725,7 @@ impl<A: Agent> Harness<A> {
                                 match export {
                                     Export::Init => rt.agent_init(ptr, len),
                                     Export::Receive => rt.agent_receive(ptr, len),
+                                    Export::Pack => rt.pack_call(ptr, len),
                                     _ => rt.agent_step(ptr, len),
                                 }
                             }

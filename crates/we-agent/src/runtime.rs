@@ -9,14 +9,31 @@
 use crate::error::status;
 use crate::{Agent, AgentError, Ctx, Inbox};
 use core::ops::Range;
-use we_abi::{InitContext, STATUS_OK, StepContext};
+use we_abi::pack::{PACK_INIT, PACK_SHUTDOWN, PACK_STEP, PackEntry, PackHeader};
+use we_abi::{InitContext, STATUS_OK, SplitMix64, StepContext};
 
-/// An agent, its context and its exchange buffer.
+/// Highest slot a pack may use: a bound on what one malformed entry can make
+/// the guest allocate.
+const PACK_SLOTS_MAX: u32 = 1 << 20;
+
+/// An agent, its context and its exchange buffer; for a pack, also the
+/// packed agents by slot.
 #[derive(Debug)]
 pub struct Runtime<A> {
     agent: A,
     ctx: Ctx,
     buffer: Vec<u8>,
+    /// Makes the agents of a pack; `None`: this runtime cannot host a pack.
+    make: Option<fn() -> A>,
+    slots: Vec<Option<Slot<A>>>,
+}
+
+/// One agent of a pack.
+#[derive(Debug)]
+struct Slot<A> {
+    agent: A,
+    init: InitContext,
+    rng: SplitMix64,
 }
 
 impl<A: Agent> Runtime<A> {
@@ -26,6 +43,17 @@ impl<A: Agent> Runtime<A> {
             agent,
             ctx: Ctx::new(),
             buffer: Vec::new(),
+            make: None,
+            slots: Vec::new(),
+        }
+    }
+
+    /// A runtime whose agents `make` constructs: one for the single-agent
+    /// exports, and one per slot when the instance hosts a pack.
+    pub fn with_factory(make: fn() -> A) -> Self {
+        Self {
+            make: Some(make),
+            ..Self::new(make())
         }
     }
 
@@ -145,6 +173,127 @@ impl<A: Agent> Runtime<A> {
         self.ctx.begin_call(None);
         self.agent.shutdown(&mut self.ctx);
         self.ctx.finish()
+    }
+
+    /// `we_pack_call(ptr, len)`: runs the entries of a pack call in order
+    /// (see `we_abi::pack`), each as its single-agent export would, and
+    /// closes each entry's effects with its `PACK_END` record. An entry for
+    /// a slot that holds no agent ends with [`status::BAD_CONTEXT`]; a
+    /// buffer that cannot be read fails the whole call.
+    pub fn pack_call(&mut self, ptr: i32, len: i32) -> i32 {
+        let Some(make) = self.make else {
+            return status::BAD_CONTEXT;
+        };
+        let Some(range) = self.span(ptr, len) else {
+            return status::BAD_CONTEXT;
+        };
+        let bytes = &self.buffer[range];
+        let Some(head) = PackHeader::decode(bytes) else {
+            return status::BAD_CONTEXT;
+        };
+        let Some(body_start) = (head.count as usize)
+            .checked_mul(PackEntry::SIZE)
+            .and_then(|n| n.checked_add(PackHeader::SIZE))
+            .filter(|&end| end <= bytes.len())
+        else {
+            return status::BAD_CONTEXT;
+        };
+        if head.kind > PACK_SHUTDOWN {
+            return status::BAD_CONTEXT;
+        }
+        let body = &bytes[body_start..];
+        let config = if head.kind == PACK_INIT {
+            match body.get(..head.config_len as usize) {
+                Some(config) => config,
+                None => return status::BAD_CONTEXT,
+            }
+        } else {
+            &[]
+        };
+        let mut inbox_at = 0usize;
+        for k in 0..head.count as usize {
+            let at = PackHeader::SIZE + k * PackEntry::SIZE;
+            let Some(e) = PackEntry::decode(&bytes[at..]) else {
+                return status::BAD_CONTEXT;
+            };
+            if e.slot >= PACK_SLOTS_MAX {
+                return status::BAD_CONTEXT;
+            }
+            let slot = e.slot as usize;
+            if head.kind == PACK_INIT {
+                if self.slots.len() <= slot {
+                    self.slots.resize_with(slot + 1, || None);
+                }
+                let init = InitContext {
+                    agent_id: e.agent_id,
+                    generation: e.generation,
+                    agent_count: head.agent_count,
+                    group_index: e.group_index,
+                    config_len: head.config_len,
+                };
+                self.slots[slot] = Some(Slot {
+                    agent: make(),
+                    init,
+                    rng: SplitMix64::from_state(e.rng_state),
+                });
+            }
+            let inbox = if head.kind == PACK_STEP {
+                let end = inbox_at.saturating_add(e.inbox_bytes as usize);
+                let Some(inbox) = body.get(inbox_at..end) else {
+                    return status::BAD_CONTEXT;
+                };
+                inbox_at = end;
+                inbox
+            } else {
+                &[]
+            };
+            let Some(Some(packed)) = self.slots.get_mut(slot) else {
+                self.ctx.begin_call(Some(head.tick));
+                self.ctx.fail(AgentError::BadContext);
+                self.ctx.leave_slot(e.slot);
+                continue;
+            };
+            let ctx = &mut self.ctx;
+            ctx.enter_slot(e.slot, packed.init, packed.rng.clone());
+            match head.kind {
+                PACK_INIT => {
+                    ctx.begin_init(packed.init);
+                    ctx.begin_call(Some(head.tick));
+                    packed.agent.init(ctx, config);
+                }
+                PACK_STEP => {
+                    let step = StepContext {
+                        tick: head.tick,
+                        agent_id: e.agent_id,
+                        generation: e.generation,
+                        inbox_len: e.inbox_len,
+                        refused: e.refused,
+                        fuel_per_call: head.fuel_per_call,
+                    };
+                    let mut failed = false;
+                    if !inbox.is_empty() {
+                        ctx.begin_call(Some(head.tick));
+                        let inbox = Inbox::counted(inbox, e.inbox_len as usize);
+                        packed.agent.receive_all(ctx, inbox);
+                        failed = ctx.failed().is_some();
+                    }
+                    if !failed {
+                        ctx.begin_step(step);
+                        packed.agent.step(ctx);
+                    }
+                }
+                _ => {
+                    ctx.begin_call(Some(head.tick));
+                    packed.agent.shutdown(ctx);
+                }
+            }
+            if let Some(rng) = ctx.leave_slot(e.slot) {
+                packed.rng = rng;
+            }
+        }
+        // Every entry's status is in its marker; the call itself succeeded
+        // unless the host refused the effects.
+        self.ctx.finish_pack()
     }
 }
 

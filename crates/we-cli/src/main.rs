@@ -153,6 +153,10 @@ enum Command {
         /// what metering costs. Never a way to run scenarios.
         #[arg(long)]
         unmetered: bool,
+        /// Agents per instance (`pack` of the scenario group): 1 gives each
+        /// agent its own sandbox; K > 1 runs them K to an instance.
+        #[arg(long, default_value_t = 1)]
+        pack: u32,
         /// Print JSON (the default and only format).
         #[arg(long)]
         json: bool,
@@ -245,6 +249,7 @@ fn real_main() -> Result<()> {
             no_trace,
             trusted_key,
             unmetered,
+            pack,
             json: _,
         } => cmd_bench(
             &workload,
@@ -259,6 +264,7 @@ fn real_main() -> Result<()> {
             BenchMode {
                 trace: !no_trace,
                 metering: !unmetered,
+                pack,
             },
         ),
     }
@@ -641,6 +647,7 @@ fn tick_text(t: u64) -> String {
 struct BenchMode {
     trace: bool,
     metering: bool,
+    pack: u32,
 }
 
 /// Where `bench-workload` finds its inputs.
@@ -658,7 +665,11 @@ fn cmd_bench(
     paths: BenchPaths<'_>,
     mode: BenchMode,
 ) -> Result<()> {
-    let BenchMode { trace, metering } = mode;
+    let BenchMode {
+        trace,
+        metering,
+        pack,
+    } = mode;
     let BenchPaths {
         agents: dir,
         models,
@@ -688,7 +699,7 @@ fn cmd_bench(
         ));
     }
     text.push_str(&format!(
-        "[[agents]]\nname = \"{workload}\"\nmodule = {module:?}\ncount = {agents}\n"
+        "[[agents]]\nname = \"{workload}\"\nmodule = {module:?}\ncount = {agents}\npack = {pack}\n"
     ));
     let scenario = Scenario::parse("bench-workload", text.as_bytes(), PathBuf::new())?;
     let options = RunOptions {
@@ -720,6 +731,7 @@ fn cmd_bench(
         "workers": summary.workers,
         "trace": trace,
         "metering": metering,
+        "pack": pack,
         "wall_s": summary.wall_s,
         "init_s": summary.init_s,
         "ticks_per_s": summary.ticks as f64 / summary.wall_s.max(1e-9),

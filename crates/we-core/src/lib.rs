@@ -20,6 +20,7 @@ pub use id::{AgentId, GenerationTable, Tick};
 pub use task::{Task, TaskId, TaskKind};
 pub use traits::{
     AgentCall, AgentHost, AgentInstance, BoxError, CallOutcome, Divergence, Emitted, FaultKind,
-    InferenceBackend, InferenceRequest, InferenceResult, LogLine, ModuleInfo, RegionView,
-    SNAPSHOT_REGION_BYTES_MAX, Snapshot, StateObserver, TickRecord, TraceHeader, TraceSink,
+    InferenceBackend, InferenceRequest, InferenceResult, LogLine, ModuleInfo, PackInstance,
+    PackMember, PackOutput, PackPhase, RegionView, SNAPSHOT_REGION_BYTES_MAX, Snapshot,
+    StateObserver, TickRecord, TraceHeader, TraceSink,
 };

@@ -195,6 +195,74 @@ pub trait AgentInstance {
     fn prefetch(&self) {}
 }
 
+/// One agent of a pack call, as the runtime lists it (ascending slots).
+#[derive(Clone, Copy, Debug)]
+pub struct PackMember<'a> {
+    /// Its place in the pack, from 0.
+    pub slot: u32,
+    /// Its id and generation.
+    pub id: AgentId,
+    /// Its index inside its scenario group.
+    pub group_index: u32,
+    /// Its inbox as message records (step only).
+    pub inbox: &'a [u8],
+    /// Messages in `inbox`.
+    pub inbox_len: u32,
+    /// Its effects refused at the last commit.
+    pub refused: u32,
+}
+
+/// What a pack call runs for each member.
+#[derive(Clone, Copy, Debug)]
+pub enum PackPhase<'a> {
+    /// `agent_init` with the group's config bytes: a fresh agent per member.
+    Init {
+        /// The group's config bytes.
+        config: &'a [u8],
+        /// Agents in the run.
+        agent_count: u32,
+    },
+    /// A tick: the member's inbox, then its step.
+    Step,
+    /// `agent_shutdown`.
+    Shutdown,
+}
+
+/// What one member of a pack call produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PackOutput {
+    /// Its effects and log lines; the call's fuel is counted on the first
+    /// member of each guest call.
+    pub emitted: Emitted,
+    /// Its own failure (a non-zero status from its turn), which leaves the
+    /// pack and the other members running.
+    pub fault: Option<FaultKind>,
+}
+
+/// Several agents of one group in one sandboxed instance: one memory, one
+/// call for many agents. What an agent sees and does is as if it ran alone
+/// (its own id, inbox, PRNG stream, effects and faults), with two
+/// differences that make the pack the unit of isolation: the members share
+/// one linear memory and its cap, and a trap or fuel exhaustion (whose
+/// budget is the per-agent budget times the members in a call) faults every
+/// member. Packs are opt-in per scenario group.
+pub trait PackInstance {
+    /// Runs `phase` for `members` (ascending slots), filling `out[k]` for
+    /// member `k` (`out` is at least as long as `members`). `Err` faults
+    /// every member, and the instance is unusable from then on.
+    fn call(
+        &mut self,
+        tick: Tick,
+        phase: PackPhase<'_>,
+        members: &[PackMember<'_>],
+        regions: Option<&dyn RegionView>,
+        out: &mut [PackOutput],
+    ) -> Result<(), FaultKind>;
+
+    /// Bytes of linear memory the instance currently holds.
+    fn memory_bytes(&self) -> u64;
+}
+
 /// Facts about a loaded agent module.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModuleInfo {
@@ -208,6 +276,9 @@ pub struct ModuleInfo {
     pub imports: Vec<String>,
     /// What the module declares it may use.
     pub capabilities: crate::Capabilities,
+    /// Whether the module exports `we_pack_call`, so that its agents can be
+    /// packed ([`PackInstance`]).
+    pub packable: bool,
 }
 
 /// Something that loads agent modules and makes instances of them.
@@ -225,6 +296,18 @@ pub trait AgentHost: Send + Sync {
         agent: AgentId,
         seed: u64,
     ) -> Result<Box<dyn AgentInstance>, BoxError>;
+
+    /// Makes a fresh instance of `module` that hosts a pack of `slots`
+    /// agents (see [`PackInstance`]). The default: this host has no packs.
+    fn instantiate_pack(
+        &self,
+        module: usize,
+        slots: u32,
+        seed: u64,
+    ) -> Result<Box<dyn PackInstance>, BoxError> {
+        let _ = (module, slots, seed);
+        Err("this agent host cannot run agent packs".into())
+    }
 }
 
 /// An inference request committed in tick `tick`.

@@ -1,8 +1,10 @@
 //! The worker pool: agents partitioned over threads that own their instances.
 //!
-//! Agent `i` lives on worker `i % W` for the whole run: wasmer instances are tied
-//! to the thread that made them, and keeping them put means nothing is
-//! re-instantiated or moved on the hot path. Each tick the orchestrator hands
+//! The pool's units are single agents and packs (several agents of a group in
+//! one instance, see [`we_core::PackInstance`]), in id order; unit `u` lives on
+//! worker `u % W` for the whole run (without packs: agent `i` on worker
+//! `i % W`). wasmer instances are tied to the thread that made them, and
+//! keeping them put means nothing is re-instantiated or moved on the hot path. Each tick the orchestrator hands
 //! every worker the same read-only [`Shared`] state and a [`Batch`] to fill; the
 //! worker runs its agents in ascending id order and sends the batch back. The
 //! orchestrator waits for all batches and commits them in agent id order, so
@@ -21,7 +23,8 @@ use std::thread::JoinHandle;
 use we_abi::{InitContext, StepContext};
 use we_core::hint::prefetch;
 use we_core::{
-    AgentCall, AgentHost, AgentId, AgentInstance, CallOutcome, Emitted, FaultKind, Tick,
+    AgentCall, AgentHost, AgentId, AgentInstance, CallOutcome, Emitted, FaultKind, PackInstance,
+    PackMember, PackOutput, PackPhase, Tick,
 };
 use we_ipc::Bus;
 
@@ -30,8 +33,52 @@ use we_ipc::Bus;
 pub(crate) struct AgentSpec {
     pub id: AgentId,
     pub module: usize,
+    /// Index of its `[[agents]]` group.
+    pub group: usize,
     pub group_index: u32,
     pub config: Arc<[u8]>,
+    /// The group's pack size: 1 runs each agent in its own instance; K > 1
+    /// runs group indices `[mK, (m+1)K)` in one pack (slot = index % K).
+    pub pack: u32,
+}
+
+/// A pack of a partition: specs `first..first + len`, one instance.
+struct PackUnit {
+    first: usize,
+    len: usize,
+    module: usize,
+    instance: Option<Box<dyn PackInstance>>,
+}
+
+/// What a partition runs, in id order.
+enum Unit {
+    /// One agent (an index into the partition's specs).
+    Single(usize),
+    /// A pack (an index into the partition's packs).
+    Pack(usize),
+}
+
+/// Splits `specs` (in id order) into units: each agent of a group whose
+/// pack size is 1 alone, the others by pack. Returns spec ranges.
+fn units_of(specs: &[AgentSpec]) -> Vec<std::ops::Range<usize>> {
+    let mut units = Vec::new();
+    let mut i = 0;
+    while i < specs.len() {
+        let start = i;
+        let pack = specs[i].pack.max(1);
+        i += 1;
+        if pack > 1 {
+            let (group, number) = (specs[start].group, specs[start].group_index / pack);
+            while i < specs.len()
+                && specs[i].group == group
+                && specs[i].group_index / pack == number
+            {
+                i += 1;
+            }
+        }
+        units.push(start..i);
+    }
+    units
 }
 
 /// Read-only state all workers see during one phase.
@@ -91,21 +138,55 @@ struct Partition {
     specs: Vec<AgentSpec>,
     /// Per agent: its module takes the inbox with the step context (ABI v2).
     step_with_inbox: Vec<bool>,
+    /// Per agent: its own instance (`None` for a packed agent).
     instances: Vec<Option<Box<dyn AgentInstance>>>,
+    units: Vec<Unit>,
+    packs: Vec<PackUnit>,
+    /// Members' outputs of a pack call, kept for their buffers.
+    pack_out: Vec<PackOutput>,
     scratch: Vec<u8>,
     perturb_state: u64,
 }
 
 impl Partition {
-    fn new(host: Arc<dyn AgentHost>, specs: Vec<AgentSpec>, seed: u64) -> Result<Self> {
+    /// The partition of `specs` (in id order) cut into `units` (spec ranges).
+    fn new(
+        host: Arc<dyn AgentHost>,
+        specs: Vec<AgentSpec>,
+        units: &[std::ops::Range<usize>],
+        seed: u64,
+    ) -> Result<Self> {
         let mut instances = Vec::with_capacity(specs.len());
-        for spec in &specs {
+        let mut partition_units = Vec::with_capacity(units.len());
+        let mut packs = Vec::new();
+        for range in units {
+            let first = &specs[range.start];
+            if first.pack > 1 {
+                let len = range.len();
+                let instance = host
+                    .instantiate_pack(first.module, len as u32, seed)
+                    .map_err(|e| Error::Instantiate {
+                        agent: first.id.index,
+                        reason: format!("pack of {len} agents: {e}"),
+                    })?;
+                partition_units.push(Unit::Pack(packs.len()));
+                packs.push(PackUnit {
+                    first: range.start,
+                    len,
+                    module: first.module,
+                    instance: Some(instance),
+                });
+                instances.extend(range.clone().map(|_| None));
+                continue;
+            }
+            let spec = first;
             let instance =
                 host.instantiate(spec.module, spec.id, seed)
                     .map_err(|e| Error::Instantiate {
                         agent: spec.id.index,
                         reason: e.to_string(),
                     })?;
+            partition_units.push(Unit::Single(range.start));
             instances.push(Some(instance));
         }
         let step_with_inbox = specs
@@ -121,6 +202,9 @@ impl Partition {
             step_with_inbox,
             specs,
             instances,
+            units: partition_units,
+            packs,
+            pack_out: Vec::new(),
             scratch: Vec::new(),
             perturb_state: 0x2545_F491_4F6C_DD1D ^ seed,
         })
@@ -130,143 +214,284 @@ impl Partition {
         batch
             .results
             .resize_with(self.specs.len(), AgentResult::default);
-        for j in 0..self.specs.len() {
-            let next_effects = batch.results.get(j + 1).map(|r| r.emitted.effects.as_ptr());
+        for u in 0..self.units.len() {
+            match self.units[u] {
+                Unit::Single(j) => self.run_single(j, phase, shared, batch),
+                Unit::Pack(p) => self.run_pack(p, phase, shared, batch),
+            }
+        }
+    }
+
+    /// Runs agent `j` (its own instance) for the phase.
+    fn run_single(&mut self, j: usize, phase: Phase, shared: &Shared, batch: &mut Batch) {
+        let next_effects = batch.results.get(j + 1).map(|r| r.emitted.effects.as_ptr());
+        let result = &mut batch.results[j];
+        result.emitted.clear();
+        result.fault = None;
+        result.ran = false;
+        result.digest = 0;
+        let index = self.specs[j].id.index as usize;
+        let flag = shared.run.get(index).copied().unwrap_or(RUN_SKIP);
+        let mut phase = phase;
+        if phase != Phase::Init && flag == RUN_SKIP {
+            return;
+        }
+        if phase == Phase::Tick && flag == RUN_RESTART {
+            // A fresh instance at the new generation runs `agent_init`.
+            let generation = shared.generations.get(index).copied().unwrap_or(0);
+            let spec = &mut self.specs[j];
+            spec.id.generation = generation;
+            self.instances[j] = None;
+            match self.host.instantiate(spec.module, spec.id, self.seed) {
+                Ok(instance) => self.instances[j] = Some(instance),
+                Err(e) => {
+                    result.ran = true;
+                    result.fault = Some(FaultKind::Trap {
+                        code: format!("restart failed: {e}"),
+                    });
+                    return;
+                }
+            }
+            phase = Phase::Init;
+        }
+        // Start loading the agents after this one while it runs: at
+        // 10,000 agents the tick is bound by cache and TLB misses on each
+        // agent's instance and memory. Two ahead: the instance itself
+        // (only its address is needed); one ahead: what it points to
+        // (reading the instance, loaded by the previous step).
+        if let Some(Some(after_next)) = self.instances.get(j + 2) {
+            prefetch(&**after_next as *const dyn AgentInstance as *const u8);
+        }
+        if let Some(Some(next)) = self.instances.get(j + 1) {
+            next.prefetch();
+            // The host side of its call: its inbox and its effects buffer.
+            if let Some(spec) = self.specs.get(j + 1) {
+                prefetch(shared.bus.inbox(spec.id.index).as_ptr());
+            }
+            if let Some(effects) = next_effects {
+                prefetch(effects);
+            }
+        }
+        let spec = &self.specs[j];
+        let Some(instance) = self.instances[j].as_mut() else {
+            return;
+        };
+        if shared.perturb_us > 0 {
+            // xorshift: deliberately not seeded from anything in the trace,
+            // so it perturbs only timing.
+            self.perturb_state ^= self.perturb_state << 13;
+            self.perturb_state ^= self.perturb_state >> 7;
+            self.perturb_state ^= self.perturb_state << 17;
+            let us = self.perturb_state % (shared.perturb_us as u64 + 1);
+            std::thread::sleep(std::time::Duration::from_micros(us));
+        }
+        result.ran = true;
+        let outcome = match phase {
+            Phase::Init => {
+                let ctx = InitContext {
+                    agent_id: spec.id.index,
+                    generation: spec.id.generation,
+                    agent_count: shared.agent_count,
+                    group_index: spec.group_index,
+                    config_len: spec.config.len() as u32,
+                };
+                let mut head = [0u8; InitContext::SIZE];
+                ctx.encode(&mut head);
+                self.scratch.clear();
+                self.scratch.extend_from_slice(&head);
+                self.scratch.extend_from_slice(&spec.config);
+                instance.call(
+                    shared.tick,
+                    AgentCall::Init {
+                        context: &self.scratch,
+                    },
+                    None,
+                    &mut result.emitted,
+                )
+            }
+            Phase::Tick => {
+                let inbox = shared.bus.inbox(spec.id.index);
+                let inbox_len = shared.bus.inbox_len(spec.id.index);
+                let one_call = self.step_with_inbox.get(j).copied().unwrap_or(false);
+                let mut outcome = CallOutcome::Ok;
+                if inbox_len > 0 && !one_call {
+                    outcome = instance.call(
+                        shared.tick,
+                        AgentCall::Receive { inbox },
+                        Some(&shared.regions),
+                        &mut result.emitted,
+                    );
+                }
+                if outcome == CallOutcome::Ok {
+                    let ctx = StepContext {
+                        tick: shared.tick.0,
+                        agent_id: spec.id.index,
+                        generation: spec.id.generation,
+                        inbox_len,
+                        refused: shared.bus.refused_last_commit(spec.id.index),
+                        fuel_per_call: shared.fuel_per_call,
+                    };
+                    let mut bytes = [0u8; StepContext::SIZE];
+                    ctx.encode(&mut bytes);
+                    let call = if one_call && inbox_len > 0 {
+                        AgentCall::StepWithInbox {
+                            context: &bytes,
+                            inbox,
+                        }
+                    } else {
+                        AgentCall::Step { context: &bytes }
+                    };
+                    outcome = instance.call(
+                        shared.tick,
+                        call,
+                        Some(&shared.regions),
+                        &mut result.emitted,
+                    );
+                }
+                outcome
+            }
+            Phase::Shutdown => {
+                instance.call(shared.tick, AgentCall::Shutdown, None, &mut result.emitted)
+            }
+        };
+        if let CallOutcome::Fault(kind) = outcome {
+            result.fault = Some(kind);
+            // A faulted instance is dropped at once: its memory goes back.
+            self.instances[j] = None;
+        } else {
+            result.digest = agent_digest(spec.id.index, &result.emitted.effects);
+        }
+    }
+
+    /// Runs pack `p` for the phase: restarted members get a fresh agent
+    /// (`agent_init`, re-instantiating the pack if it is gone), then one
+    /// pack call runs the members due to step (or to init or shut down).
+    fn run_pack(&mut self, p: usize, phase: Phase, shared: &Shared, batch: &mut Batch) {
+        let (first, len) = (self.packs[p].first, self.packs[p].len);
+        let mut restart = Vec::new();
+        let mut run = Vec::with_capacity(len);
+        for j in first..first + len {
             let result = &mut batch.results[j];
             result.emitted.clear();
             result.fault = None;
             result.ran = false;
             result.digest = 0;
             let index = self.specs[j].id.index as usize;
-            let flag = shared.run.get(index).copied().unwrap_or(RUN_SKIP);
-            let mut phase = phase;
-            if phase != Phase::Init && flag == RUN_SKIP {
-                continue;
-            }
-            if phase == Phase::Tick && flag == RUN_RESTART {
-                // A fresh instance at the new generation runs `agent_init`.
-                let generation = shared.generations.get(index).copied().unwrap_or(0);
-                let spec = &mut self.specs[j];
-                spec.id.generation = generation;
-                self.instances[j] = None;
-                match self.host.instantiate(spec.module, spec.id, self.seed) {
-                    Ok(instance) => self.instances[j] = Some(instance),
-                    Err(e) => {
-                        result.ran = true;
-                        result.fault = Some(FaultKind::Trap {
-                            code: format!("restart failed: {e}"),
-                        });
-                        continue;
-                    }
+            match shared.run.get(index).copied().unwrap_or(RUN_SKIP) {
+                _ if phase == Phase::Init => run.push(j),
+                RUN_RESTART if phase == Phase::Tick => {
+                    let generation = shared.generations.get(index).copied().unwrap_or(0);
+                    self.specs[j].id.generation = generation;
+                    restart.push(j);
                 }
-                phase = Phase::Init;
+                RUN_SKIP => {}
+                _ => run.push(j),
             }
-            // Start loading the agents after this one while it runs: at
-            // 10,000 agents the tick is bound by cache and TLB misses on each
-            // agent's instance and memory. Two ahead: the instance itself
-            // (only its address is needed); one ahead: what it points to
-            // (reading the instance, loaded by the previous step).
-            if let Some(Some(after_next)) = self.instances.get(j + 2) {
-                prefetch(&**after_next as *const dyn AgentInstance as *const u8);
-            }
-            if let Some(Some(next)) = self.instances.get(j + 1) {
-                next.prefetch();
-                // The host side of its call: its inbox and its effects buffer.
-                if let Some(spec) = self.specs.get(j + 1) {
-                    prefetch(shared.bus.inbox(spec.id.index).as_ptr());
-                }
-                if let Some(effects) = next_effects {
-                    prefetch(effects);
-                }
-            }
-            let spec = &self.specs[j];
-            let Some(instance) = self.instances[j].as_mut() else {
-                continue;
-            };
-            if shared.perturb_us > 0 {
-                // xorshift: deliberately not seeded from anything in the trace,
-                // so it perturbs only timing.
-                self.perturb_state ^= self.perturb_state << 13;
-                self.perturb_state ^= self.perturb_state >> 7;
-                self.perturb_state ^= self.perturb_state << 17;
-                let us = self.perturb_state % (shared.perturb_us as u64 + 1);
-                std::thread::sleep(std::time::Duration::from_micros(us));
-            }
-            result.ran = true;
-            let outcome = match phase {
-                Phase::Init => {
-                    let ctx = InitContext {
-                        agent_id: spec.id.index,
-                        generation: spec.id.generation,
-                        agent_count: shared.agent_count,
-                        group_index: spec.group_index,
-                        config_len: spec.config.len() as u32,
+        }
+        if !restart.is_empty() && self.packs[p].instance.is_none() {
+            match self
+                .host
+                .instantiate_pack(self.packs[p].module, len as u32, self.seed)
+            {
+                Ok(instance) => self.packs[p].instance = Some(instance),
+                Err(e) => {
+                    let kind = FaultKind::Trap {
+                        code: format!("restart failed: {e}"),
                     };
-                    let mut head = [0u8; InitContext::SIZE];
-                    ctx.encode(&mut head);
-                    self.scratch.clear();
-                    self.scratch.extend_from_slice(&head);
-                    self.scratch.extend_from_slice(&spec.config);
-                    instance.call(
-                        shared.tick,
-                        AgentCall::Init {
-                            context: &self.scratch,
-                        },
-                        None,
-                        &mut result.emitted,
-                    )
-                }
-                Phase::Tick => {
-                    let inbox = shared.bus.inbox(spec.id.index);
-                    let inbox_len = shared.bus.inbox_len(spec.id.index);
-                    let one_call = self.step_with_inbox.get(j).copied().unwrap_or(false);
-                    let mut outcome = CallOutcome::Ok;
-                    if inbox_len > 0 && !one_call {
-                        outcome = instance.call(
-                            shared.tick,
-                            AgentCall::Receive { inbox },
-                            Some(&shared.regions),
-                            &mut result.emitted,
-                        );
+                    for &j in &restart {
+                        batch.results[j].ran = true;
+                        batch.results[j].fault = Some(kind.clone());
                     }
-                    if outcome == CallOutcome::Ok {
-                        let ctx = StepContext {
-                            tick: shared.tick.0,
-                            agent_id: spec.id.index,
-                            generation: spec.id.generation,
-                            inbox_len,
-                            refused: shared.bus.refused_last_commit(spec.id.index),
-                            fuel_per_call: shared.fuel_per_call,
-                        };
-                        let mut bytes = [0u8; StepContext::SIZE];
-                        ctx.encode(&mut bytes);
-                        let call = if one_call && inbox_len > 0 {
-                            AgentCall::StepWithInbox {
-                                context: &bytes,
-                                inbox,
-                            }
-                        } else {
-                            AgentCall::Step { context: &bytes }
-                        };
-                        outcome = instance.call(
-                            shared.tick,
-                            call,
-                            Some(&shared.regions),
-                            &mut result.emitted,
-                        );
-                    }
-                    outcome
+                    restart.clear();
                 }
-                Phase::Shutdown => {
-                    instance.call(shared.tick, AgentCall::Shutdown, None, &mut result.emitted)
-                }
+            }
+        }
+        let config = self.specs[first].config.clone();
+        let init_phase = PackPhase::Init {
+            config: &config,
+            agent_count: shared.agent_count,
+        };
+        if !restart.is_empty() {
+            self.call_pack(p, init_phase, &restart, shared, batch);
+        }
+        if !run.is_empty() {
+            let pack_phase = match phase {
+                Phase::Init => init_phase,
+                Phase::Tick => PackPhase::Step,
+                Phase::Shutdown => PackPhase::Shutdown,
             };
-            if let CallOutcome::Fault(kind) = outcome {
-                result.fault = Some(kind);
-                // A faulted instance is dropped at once: its memory goes back.
-                self.instances[j] = None;
-            } else {
-                result.digest = agent_digest(spec.id.index, &result.emitted.effects);
+            self.call_pack(p, pack_phase, &run, shared, batch);
+        }
+    }
+
+    /// One pack call for the members at spec indices `members`; their
+    /// results are filled in.
+    fn call_pack(
+        &mut self,
+        p: usize,
+        phase: PackPhase<'_>,
+        members: &[usize],
+        shared: &Shared,
+        batch: &mut Batch,
+    ) {
+        let first = self.packs[p].first;
+        let tick_phase = matches!(phase, PackPhase::Step);
+        let list: Vec<PackMember<'_>> = members
+            .iter()
+            .map(|&j| {
+                let spec = &self.specs[j];
+                let index = spec.id.index;
+                PackMember {
+                    slot: (j - first) as u32,
+                    id: spec.id,
+                    group_index: spec.group_index,
+                    inbox: if tick_phase {
+                        shared.bus.inbox(index)
+                    } else {
+                        &[]
+                    },
+                    inbox_len: if tick_phase {
+                        shared.bus.inbox_len(index)
+                    } else {
+                        0
+                    },
+                    refused: shared.bus.refused_last_commit(index),
+                }
+            })
+            .collect();
+        if self.pack_out.len() < list.len() {
+            self.pack_out.resize_with(list.len(), PackOutput::default);
+        }
+        let regions = match phase {
+            PackPhase::Step => Some(&shared.regions as &dyn we_core::RegionView),
+            _ => None,
+        };
+        let outcome = match self.packs[p].instance.as_mut() {
+            Some(instance) => instance.call(shared.tick, phase, &list, regions, &mut self.pack_out),
+            // The pack trapped at an earlier tick, when this member was not
+            // run: it is lost with it.
+            None => Err(FaultKind::Trap {
+                code: "pack instance lost to an earlier fault".to_string(),
+            }),
+        };
+        if outcome.is_err() {
+            // A faulted pack is dropped at once: its memory goes back.
+            self.packs[p].instance = None;
+        }
+        for (k, &j) in members.iter().enumerate() {
+            let result = &mut batch.results[j];
+            result.ran = true;
+            match &outcome {
+                Err(kind) => result.fault = Some(kind.clone()),
+                Ok(()) => {
+                    let out = &mut self.pack_out[k];
+                    std::mem::swap(&mut result.emitted, &mut out.emitted);
+                    result.fault = out.fault.take();
+                    if result.fault.is_none() {
+                        result.digest =
+                            agent_digest(self.specs[j].id.index, &result.emitted.effects);
+                    }
+                }
             }
         }
     }
@@ -292,8 +517,9 @@ pub(crate) struct Pool {
     inline: Partition,
     workers: Vec<Worker>,
     batches: Vec<Batch>,
-    /// Position of agent `i` in its worker's batch is `i / W`.
     width: usize,
+    /// Per agent: `(partition, position in that partition's batch)`.
+    locations: Vec<(u32, u32)>,
 }
 
 impl Pool {
@@ -305,16 +531,29 @@ impl Pool {
         seed: u64,
     ) -> Result<Self> {
         let width = workers.max(1);
-        let mut parts: Vec<Vec<AgentSpec>> = vec![Vec::new(); width];
-        for spec in specs {
-            parts[spec.id.index as usize % width].push(spec.clone());
+        // Unit `u` goes to partition `u % W`; each partition's specs stay
+        // in id order, cut into its units.
+        let mut parts: Vec<(Vec<AgentSpec>, Vec<std::ops::Range<usize>>)> =
+            vec![(Vec::new(), Vec::new()); width];
+        let mut locations = vec![(0u32, 0u32); specs.len()];
+        for (u, range) in units_of(specs).into_iter().enumerate() {
+            let w = u % width;
+            let (part_specs, part_units) = &mut parts[w];
+            let start = part_specs.len();
+            for spec in &specs[range.clone()] {
+                if let Some(at) = locations.get_mut(spec.id.index as usize) {
+                    *at = (w as u32, part_specs.len() as u32);
+                }
+                part_specs.push(spec.clone());
+            }
+            part_units.push(start..part_specs.len());
         }
         // Partition 0 runs on the calling thread, which would otherwise only
         // wait during the phase; the others get a thread each.
-        let inline_specs = parts.remove(0);
+        let (inline_specs, inline_units) = parts.remove(0);
         let mut pool_workers = Vec::with_capacity(width - 1);
         let mut ready = Vec::with_capacity(width - 1);
-        for (k, part_specs) in parts.into_iter().enumerate() {
+        for (k, (part_specs, part_units)) in parts.into_iter().enumerate() {
             let k = k + 1;
             let (job_tx, job_rx) = bounded::<Job>(1);
             let (done_tx, done_rx) = bounded::<Result<Batch>>(1);
@@ -323,7 +562,7 @@ impl Pool {
             let handle = std::thread::Builder::new()
                 .name(format!("we-worker-{k}"))
                 .spawn(move || {
-                    let mut part = match Partition::new(host, part_specs, seed) {
+                    let mut part = match Partition::new(host, part_specs, &part_units, seed) {
                         Ok(p) => {
                             let _ = ready_tx.send(Ok(()));
                             p
@@ -360,7 +599,7 @@ impl Pool {
             ready.push(ready_rx);
         }
         // Instantiated here while the workers instantiate theirs.
-        let inline = Partition::new(host, inline_specs, seed)?;
+        let inline = Partition::new(host, inline_specs, &inline_units, seed)?;
         for (k, rx) in ready.into_iter().enumerate() {
             rx.recv().map_err(|_| Error::Worker {
                 worker: k + 1,
@@ -372,6 +611,7 @@ impl Pool {
             batches: (0..width).map(|_| Batch::default()).collect(),
             workers: pool_workers,
             width,
+            locations,
         })
     }
 
@@ -416,7 +656,7 @@ impl Pool {
     pub fn results(&self) -> Results<'_> {
         Results {
             batches: &self.batches,
-            width: self.width,
+            locations: &self.locations,
         }
     }
 
@@ -430,17 +670,17 @@ impl Pool {
 #[derive(Clone, Copy)]
 pub(crate) struct Results<'a> {
     batches: &'a [Batch],
-    width: usize,
+    locations: &'a [(u32, u32)],
 }
 
 impl<'a> Results<'a> {
     /// The result of agent `index`.
     #[inline]
     pub fn get(&self, index: u32) -> Option<&'a AgentResult> {
-        let i = index as usize;
+        let &(w, j) = self.locations.get(index as usize)?;
         self.batches
-            .get(i % self.width)
-            .and_then(|b| b.results.get(i / self.width))
+            .get(w as usize)
+            .and_then(|b| b.results.get(j as usize))
     }
 }
 

@@ -261,6 +261,14 @@ impl Runtime {
             let module = host
                 .load(&shown, code)
                 .map_err(|e| module_err(e.to_string()))?;
+            if group.pack > 1 && !host.module_info(module).is_some_and(|info| info.packable) {
+                return Err(module_err(format!(
+                    "`pack = {}` needs a module that exports `{}` (agents built with the \
+                     we-agent SDK do)",
+                    group.pack,
+                    we_abi::exports::PACK_CALL
+                )));
+            }
             group_modules.push(module);
             group_file_hashes.push(*blake3::hash(&bytes).as_bytes());
             let config: Arc<[u8]> = scenario.config_bytes(g).into();
@@ -269,8 +277,10 @@ impl Runtime {
                 specs.push(AgentSpec {
                     id,
                     module,
+                    group: g,
                     group_index: k,
                     config: config.clone(),
+                    pack: group.pack,
                 });
                 agents.push(AgentMeta {
                     id,

@@ -91,6 +91,10 @@ impl Default for Limits {
     }
 }
 
+fn one() -> u32 {
+    1
+}
+
 /// One `[[agents]]` group.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,6 +108,13 @@ pub struct AgentGroup {
     /// Scheduling priority of the group's tasks.
     #[serde(default)]
     pub priority: u8,
+    /// Agents per instance: 1 (the default) gives each agent its own
+    /// sandbox; K > 1 runs the group's agents K to an instance ("packs",
+    /// see `docs/ARCHITECTURE.md`): one call steps many agents, at the cost
+    /// of isolation between the agents of one pack (they share one memory,
+    /// and a trap or fuel exhaustion faults the whole pack).
+    #[serde(default = "one")]
+    pub pack: u32,
     /// Init configuration as text.
     #[serde(default)]
     pub config: Option<String>,
@@ -233,6 +244,12 @@ impl Scenario {
                 return Err(invalid(
                     &format!("agents[{i}].count"),
                     "must be at least 1".into(),
+                ));
+            }
+            if g.pack == 0 {
+                return Err(invalid(
+                    &format!("agents[{i}].pack"),
+                    "must be at least 1 (1: each agent in its own instance)".into(),
                 ));
             }
             if g.config.is_some() && g.config_hex.is_some() {

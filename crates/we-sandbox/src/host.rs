@@ -26,7 +26,22 @@ pub(crate) struct HostEnv {
     pub regions: Option<&'static dyn RegionView>,
     /// The fault a host function detected before trapping.
     pub fault: Option<FaultKind>,
+    /// Set during a guest call of a pack (see `crate::pack`).
+    pub pack: Option<PackCall>,
     pub config: Arc<SandboxConfig>,
+}
+
+/// The host's side of one guest call of a pack: which members it runs and
+/// where each one's effects end.
+#[derive(Debug, Default)]
+pub(crate) struct PackCall {
+    /// Slots of the members of this guest call, in order.
+    pub slots: Vec<u32>,
+    /// Per member whose `PACK_END` has arrived: the end of its effects in
+    /// `HostEnv::effects` (markers removed) and its status.
+    pub ends: Vec<(usize, i32)>,
+    /// Log lines with the index of the member that wrote them.
+    pub logs: Vec<(usize, LogLine)>,
 }
 
 /// The error a host function returns to trap the guest; the fault itself is in
@@ -126,7 +141,8 @@ pub(crate) fn emit(mut env: FunctionEnvMut<HostEnv>, ptr: i32, len: i32) -> Resu
     let size = view.as_ref().map_or(0, |v| v.data_size());
     let (offset, len) = checked_range(data, size, "emit", ptr, len)?;
     let start = data.effects.len();
-    if start + len > data.config.effect_bytes_max as usize {
+    let members = data.pack.as_ref().map_or(1, |p| p.slots.len().max(1));
+    if start + len > (data.config.effect_bytes_max as usize).saturating_mul(members) {
         return Err(fault(data, FaultKind::EffectLimit));
     }
     data.effects.resize(start + len, 0);
@@ -143,15 +159,42 @@ pub(crate) fn emit(mut env: FunctionEnvMut<HostEnv>, ptr: i32, len: i32) -> Resu
             },
         ));
     }
-    if let Err(kind) = validate_effects(&data.effects[start..], &data.config) {
+    let checked = match data.pack.as_mut() {
+        None => validate_effects(&data.effects[start..], &data.config),
+        Some(pack) => split_pack_effects(&mut data.effects, start, pack, &data.config),
+    };
+    if let Err(kind) = checked {
         data.effects.truncate(start);
         return Err(fault(data, kind));
     }
     Ok(we_abi::STATUS_OK)
 }
 
-/// Checks a batch of effect records: whole records, known ops, zero flags,
-/// payloads within the message limit. The runtime's commit relies on this.
+/// Checks one effect record's header: a known op, zero flags, a payload
+/// only where the op has one, within the message limit.
+fn check_effect(
+    header: &EffectHeader,
+    offset: u32,
+    config: &SandboxConfig,
+) -> Result<(), FaultKind> {
+    if header.op == 0 || header.op > op::MAX || header.flags != 0 {
+        return Err(FaultKind::MalformedEffects { offset });
+    }
+    let payload_allowed = match header.op {
+        op::SEND | op::PUBLISH | op::INFER | op::REGION_WRITE => true,
+        _ => header.len == 0,
+    };
+    if !payload_allowed {
+        return Err(FaultKind::MalformedEffects { offset });
+    }
+    if header.len > config.message_bytes_max {
+        return Err(FaultKind::MessageTooLarge { len: header.len });
+    }
+    Ok(())
+}
+
+/// Checks a batch of effect records: whole records, each passing
+/// [`check_effect`]. The runtime's commit relies on this.
 pub(crate) fn validate_effects(batch: &[u8], config: &SandboxConfig) -> Result<(), FaultKind> {
     let mut records = Records::new(batch);
     loop {
@@ -161,20 +204,51 @@ pub(crate) fn validate_effects(batch: &[u8], config: &SandboxConfig) -> Result<(
         };
         let (header, _payload) = next.map_err(|_| FaultKind::MalformedEffects { offset })?;
         let header = EffectHeader::decode(header).ok_or(FaultKind::MalformedEffects { offset })?;
-        if header.op == 0 || header.op > op::MAX || header.flags != 0 {
-            return Err(FaultKind::MalformedEffects { offset });
-        }
-        let payload_allowed = match header.op {
-            op::SEND | op::PUBLISH | op::INFER | op::REGION_WRITE => true,
-            _ => header.len == 0,
-        };
-        if !payload_allowed {
-            return Err(FaultKind::MalformedEffects { offset });
-        }
-        if header.len > config.message_bytes_max {
-            return Err(FaultKind::MessageTooLarge { len: header.len });
-        }
+        check_effect(&header, offset, config)?;
     }
+}
+
+/// A pack's batch, appended to `effects` at `start`: checks every record as
+/// [`validate_effects`] does, takes out the `PACK_END` markers (each must
+/// name the next member's slot, in order) and records where each member's
+/// effects end; a member over the per-agent effect limit faults the pack.
+fn split_pack_effects(
+    effects: &mut Vec<u8>,
+    start: usize,
+    pack: &mut PackCall,
+    config: &SandboxConfig,
+) -> Result<(), FaultKind> {
+    let mut read = start;
+    let mut write = start;
+    while read < effects.len() {
+        let offset = (read - start) as u32;
+        let malformed = FaultKind::MalformedEffects { offset };
+        let (size, header) = match Records::new(&effects[read..]).next() {
+            Some(Ok((header, payload))) => {
+                let header = EffectHeader::decode(header).ok_or(malformed.clone())?;
+                (EffectHeader::SIZE + we_abi::pad(payload.len()), header)
+            }
+            _ => return Err(malformed),
+        };
+        if header.op == op::PACK_END {
+            let expected = pack.slots.get(pack.ends.len()).copied();
+            if header.flags != 0 || header.len != 0 || expected != Some(header.target) {
+                return Err(malformed);
+            }
+            let begin = pack.ends.last().map_or(0, |&(end, _)| end);
+            if write - begin > config.effect_bytes_max as usize {
+                return Err(FaultKind::EffectLimit);
+            }
+            pack.ends.push((write, header.aux as i32));
+        } else {
+            check_effect(&header, offset, config)?;
+            effects.copy_within(read..read + size, write);
+            write += size;
+        }
+        read += size;
+    }
+    effects.truncate(write);
+    Ok(())
 }
 
 pub(crate) fn log(
@@ -185,7 +259,22 @@ pub(crate) fn log(
 ) -> Result<i32, HostTrap> {
     let (data, store) = env.data_and_store_mut();
     let (offset, len) = guest_range(data, &store, "log", ptr, len)?;
-    if data.log.len() >= data.config.log_lines_max as usize {
+    // In a pack call the level's bits 8 and up name the writer's slot + 1;
+    // a line whose writer is not among the call's members goes to the
+    // member running now.
+    let mut level = level;
+    let writer = data.pack.as_ref().map(|pack| {
+        let slot = ((level as u32) >> 8).wrapping_sub(1);
+        level &= 0xff;
+        pack.slots
+            .binary_search(&slot)
+            .unwrap_or(pack.ends.len().min(pack.slots.len().saturating_sub(1)))
+    });
+    let (lines, members) = match &data.pack {
+        Some(pack) => (pack.logs.len(), pack.slots.len().max(1)),
+        None => (data.log.len(), 1),
+    };
+    if lines >= (data.config.log_lines_max as usize).saturating_mul(members) {
         data.log_dropped = data.log_dropped.saturating_add(1);
         return Ok(we_abi::STATUS_OK);
     }
@@ -205,7 +294,10 @@ pub(crate) fn log(
     if keep < len {
         text.push_str(" [cut]");
     }
-    data.log.push(LogLine { level, text });
+    match (writer, data.pack.as_mut()) {
+        (Some(member), Some(pack)) => pack.logs.push((member, LogLine { level, text })),
+        _ => data.log.push(LogLine { level, text }),
+    }
     Ok(we_abi::STATUS_OK)
 }
 
@@ -343,16 +435,27 @@ pub(crate) fn check_imports(name: &str, module: &Module) -> Result<Vec<String>> 
     Ok(found)
 }
 
+/// Whether the module exports `we_pack_call` with its ABI type.
+pub(crate) fn exports_pack_call(module: &Module) -> bool {
+    exports_function(module, &we_abi::exports::PACK_CALL_SIGNATURE)
+}
+
+/// Whether the module exports the function `sig` names, with its exact type.
+fn exports_function(module: &Module, sig: &we_abi::Signature) -> bool {
+    let params: Vec<Type> = sig.params.iter().map(|&v| to_type(v)).collect();
+    let results: Vec<Type> = sig.results.iter().map(|&v| to_type(v)).collect();
+    module.exports().any(|e| {
+        e.name() == sig.name
+            && matches!(e.ty(), ExternType::Function(f) if f.params() == params && f.results() == results)
+    })
+}
+
 /// Checks that every ABI export exists with its exact type, and the memory.
 pub(crate) fn check_exports(name: &str, module: &Module) -> Result<()> {
     for sig in we_abi::exports::SIGNATURES {
-        let params: Vec<Type> = sig.params.iter().map(|&v| to_type(v)).collect();
-        let results: Vec<Type> = sig.results.iter().map(|&v| to_type(v)).collect();
-        let ok = module.exports().any(|e| {
-            e.name() == sig.name
-                && matches!(e.ty(), ExternType::Function(f) if f.params() == params && f.results() == results)
-        });
-        if !ok {
+        if !exports_function(module, &sig) {
+            let params: Vec<Type> = sig.params.iter().map(|&v| to_type(v)).collect();
+            let results: Vec<Type> = sig.results.iter().map(|&v| to_type(v)).collect();
             return Err(Error::MissingExport {
                 module: name.to_string(),
                 export: sig.name.to_string(),

@@ -22,23 +22,19 @@ const POINTS_EXHAUSTED: &str = "wasmer_metering_points_exhausted";
 /// Smallest exchange buffer requested from a guest.
 const BUFFER_MIN: u32 = 4096;
 
-/// A running agent instance.
-pub struct WasmAgent {
-    store: Store,
-    env: FunctionEnv<HostEnv>,
-    memory: Memory,
-    f_version: TypedFunction<(), i32>,
+/// What every sandboxed instance has, agent or pack: the store, the host
+/// state, the memory, the exchange buffer and the metering globals.
+pub(crate) struct Guest {
+    pub(crate) store: Store,
+    pub(crate) env: FunctionEnv<HostEnv>,
+    pub(crate) memory: Memory,
     f_buffer: TypedFunction<i32, i32>,
-    f_init: TypedFunction<(i32, i32), i32>,
-    f_step: TypedFunction<(i32, i32), i32>,
-    f_receive: TypedFunction<(i32, i32), i32>,
-    f_shutdown: TypedFunction<(), i32>,
     /// The metering globals; `None` only in an unmetered benchmark sandbox.
     remaining: Option<Global>,
     exhausted: Option<Global>,
     /// Whether the last metered call failed, so `exhausted` may be raised.
     exhausted_may_be_set: bool,
-    buf_ptr: u32,
+    pub(crate) buf_ptr: u32,
     buf_cap: u32,
     /// Host address of the exchange buffer, for [`AgentInstance::prefetch`]
     /// only (never dereferenced). Memories never move: both memory styles
@@ -49,7 +45,17 @@ pub struct WasmAgent {
     /// statics, the start of the guest heap and the host state of the
     /// instance; 0 where unknown. For [`AgentInstance::prefetch`] only.
     hot: [usize; 4],
-    fuel_per_call: u64,
+    pub(crate) fuel_per_call: u64,
+}
+
+/// A running agent instance.
+pub struct WasmAgent {
+    guest: Guest,
+    f_version: TypedFunction<(), i32>,
+    f_init: TypedFunction<(i32, i32), i32>,
+    f_step: TypedFunction<(i32, i32), i32>,
+    f_receive: TypedFunction<(i32, i32), i32>,
+    f_shutdown: TypedFunction<(), i32>,
     faulted: Option<FaultKind>,
 }
 
@@ -77,7 +83,7 @@ fn hot_addresses(
     ]
 }
 
-fn instantiate_error(info: &ModuleInfo, agent: AgentId, reason: impl ToString) -> Error {
+pub(crate) fn instantiate_error(info: &ModuleInfo, agent: AgentId, reason: impl ToString) -> Error {
     Error::Instantiate {
         module: info.name.clone(),
         agent: agent.to_string(),
@@ -85,7 +91,9 @@ fn instantiate_error(info: &ModuleInfo, agent: AgentId, reason: impl ToString) -
     }
 }
 
-impl WasmAgent {
+impl Guest {
+    /// Instantiates `module` for `agent` (a pack passes its own marker id);
+    /// returns the instance too, for the caller's exports.
     pub(crate) fn new(
         engine: &Engine,
         module: &Module,
@@ -94,7 +102,7 @@ impl WasmAgent {
         agent: AgentId,
         seed: u64,
         config: Arc<SandboxConfig>,
-    ) -> Result<Self> {
+    ) -> Result<(Self, Instance)> {
         let mut store = Store::new(engine.clone());
         let fuel_per_call = config.fuel_per_call;
         let fuel_metered = config.metering;
@@ -110,6 +118,7 @@ impl WasmAgent {
                 log_dropped: 0,
                 regions: None,
                 fault: None,
+                pack: None,
                 config,
             },
         );
@@ -159,23 +168,8 @@ impl WasmAgent {
             .map_err(|e| instantiate_error(info, agent, e))?
             .clone();
         let typed_err = |e| instantiate_error(info, agent, e);
-        let f_version = ex
-            .get_typed_function(&store, exports::ABI_VERSION)
-            .map_err(typed_err)?;
         let f_buffer = ex
             .get_typed_function(&store, exports::BUFFER)
-            .map_err(typed_err)?;
-        let f_init = ex
-            .get_typed_function(&store, exports::AGENT_INIT)
-            .map_err(typed_err)?;
-        let f_step = ex
-            .get_typed_function(&store, exports::AGENT_STEP)
-            .map_err(typed_err)?;
-        let f_receive = ex
-            .get_typed_function(&store, exports::AGENT_RECEIVE)
-            .map_err(typed_err)?;
-        let f_shutdown = ex
-            .get_typed_function(&store, exports::AGENT_SHUTDOWN)
             .map_err(typed_err)?;
         let (remaining, exhausted) = if fuel_metered {
             (
@@ -187,44 +181,29 @@ impl WasmAgent {
         };
         env.as_mut(&mut store).memory = Some(memory.clone());
         let hot = hot_addresses(&mut store, &memory, &env, ex, layout);
-        Ok(Self {
-            store,
-            env,
-            memory,
-            f_version,
-            f_buffer,
-            f_init,
-            f_step,
-            f_receive,
-            f_shutdown,
-            remaining,
-            exhausted,
-            exhausted_may_be_set: false,
-            buf_ptr: 0,
-            buf_cap: 0,
-            buf_host: 0,
-            hot,
-            fuel_per_call,
-            faulted: None,
-        })
+        Ok((
+            Self {
+                store,
+                env,
+                memory,
+                f_buffer,
+                remaining,
+                exhausted,
+                exhausted_may_be_set: false,
+                buf_ptr: 0,
+                buf_cap: 0,
+                buf_host: 0,
+                hot,
+                fuel_per_call,
+            },
+            instance,
+        ))
     }
 
-    /// Calls `we_abi_version`.
-    pub(crate) fn abi_version(&mut self) -> Result<u32, FaultKind> {
-        let f = self.f_version.clone();
-        let mut fuel = 0;
-        let v = self.metered(&mut fuel, |store| f.call(store))?;
-        Ok(v as u32)
-    }
-
-    /// The fault that stopped this agent, if any.
-    pub fn fault(&self) -> Option<&FaultKind> {
-        self.faulted.as_ref()
-    }
-
-    /// Runs `f` with a fresh fuel budget and classifies a failure.
-    fn metered<T>(
+    /// Runs `f` with a fresh fuel budget of `budget` and classifies a failure.
+    pub(crate) fn metered<T>(
         &mut self,
+        budget: u64,
         fuel_used: &mut u64,
         f: impl FnOnce(&mut Store) -> std::result::Result<T, RuntimeError>,
     ) -> Result<T, FaultKind> {
@@ -235,7 +214,6 @@ impl WasmAgent {
             let result = f(&mut self.store);
             return result.map_err(|e| self.classify(e, false));
         };
-        let budget = self.fuel_per_call;
         // The globals are created by the metering middleware with these exact
         // types, so `set` cannot fail on a type mismatch.
         let _ = remaining.set(&mut self.store, Value::I64(budget as i64));
@@ -280,7 +258,7 @@ impl WasmAgent {
     }
 
     /// Makes sure the guest exchange buffer holds `need` bytes; returns its address.
-    fn buffer(&mut self, need: usize, fuel: &mut u64) -> Result<u32, FaultKind> {
+    pub(crate) fn buffer(&mut self, need: usize, fuel: &mut u64) -> Result<u32, FaultKind> {
         let too_big = || FaultKind::OutOfBounds {
             what: exports::BUFFER.to_string(),
         };
@@ -290,7 +268,8 @@ impl WasmAgent {
         }
         let cap = need.max(BUFFER_MIN).max(self.buf_cap.saturating_mul(2));
         let f = self.f_buffer.clone();
-        let ptr = self.metered(fuel, |store| f.call(store, cap as i32))?;
+        let budget = self.fuel_per_call;
+        let ptr = self.metered(budget, fuel, |store| f.call(store, cap as i32))?;
         let size = self.memory.view(&self.store).data_size();
         if ptr < 0 || (ptr as u64) + (cap as u64) > size {
             return Err(too_big());
@@ -302,6 +281,121 @@ impl WasmAgent {
         Ok(self.buf_ptr)
     }
 
+    /// Starts loading what the next call touches (see [`AgentInstance::prefetch`]).
+    pub(crate) fn prefetch(&self) {
+        we_core::hint::prefetch(self.buf_host as *const u8);
+        for address in self.hot {
+            if address != 0 {
+                we_core::hint::prefetch(address as *const u8);
+            }
+        }
+    }
+
+    /// Readies the host state for a guest call at `tick`: the call's effects
+    /// and log lines go into `out`'s buffers (swapped in, so no copy), and
+    /// `regions` is readable until [`Guest::leave`], which must follow
+    /// before `regions`' borrow ends.
+    pub(crate) fn enter(
+        &mut self,
+        tick: Tick,
+        regions: Option<&dyn RegionView>,
+        out: &mut Emitted,
+    ) {
+        let env = self.env.as_mut(&mut self.store);
+        env.tick = tick.0;
+        std::mem::swap(&mut env.effects, &mut out.effects);
+        std::mem::swap(&mut env.log, &mut out.log);
+        env.log_dropped = 0;
+        // SAFETY: the reference is stored with its lifetime erased only for
+        // the duration of one call: every caller pairs this with `leave`,
+        // which resets it to `None`, within the same borrow of `regions`, and
+        // the host functions that read it run only in between.
+        env.regions = regions
+            .map(|r| unsafe { std::mem::transmute::<&dyn RegionView, &'static dyn RegionView>(r) });
+    }
+
+    /// Ends what [`Guest::enter`] began: the effects and log lines go back to
+    /// `out`, with a marker line if some were dropped.
+    pub(crate) fn leave(&mut self, out: &mut Emitted) {
+        let env = self.env.as_mut(&mut self.store);
+        env.regions = None;
+        std::mem::swap(&mut env.effects, &mut out.effects);
+        std::mem::swap(&mut env.log, &mut out.log);
+        if env.log_dropped > 0 {
+            out.log.push(LogLine {
+                level: we_abi::log_level::WARN,
+                text: format!("[{} log lines dropped: per-call limit]", env.log_dropped),
+            });
+        }
+    }
+
+    /// Bytes of linear memory.
+    pub(crate) fn memory_bytes(&self) -> u64 {
+        self.memory.view(&self.store).data_size()
+    }
+}
+
+impl WasmAgent {
+    pub(crate) fn new(
+        engine: &Engine,
+        module: &Module,
+        info: &ModuleInfo,
+        layout: GuestLayout,
+        agent: AgentId,
+        seed: u64,
+        config: Arc<SandboxConfig>,
+    ) -> Result<Self> {
+        let (guest, instance) = Guest::new(engine, module, info, layout, agent, seed, config)?;
+        let ex = &instance.exports;
+        let store = &guest.store;
+        let typed_err = |e| instantiate_error(info, agent, e);
+        Ok(Self {
+            f_version: ex
+                .get_typed_function(store, exports::ABI_VERSION)
+                .map_err(typed_err)?,
+            f_init: ex
+                .get_typed_function(store, exports::AGENT_INIT)
+                .map_err(typed_err)?,
+            f_step: ex
+                .get_typed_function(store, exports::AGENT_STEP)
+                .map_err(typed_err)?,
+            f_receive: ex
+                .get_typed_function(store, exports::AGENT_RECEIVE)
+                .map_err(typed_err)?,
+            f_shutdown: ex
+                .get_typed_function(store, exports::AGENT_SHUTDOWN)
+                .map_err(typed_err)?,
+            guest,
+            faulted: None,
+        })
+    }
+
+    /// Calls `we_abi_version`.
+    pub(crate) fn abi_version(&mut self) -> Result<u32, FaultKind> {
+        let f = self.f_version.clone();
+        let mut fuel = 0;
+        let budget = self.guest.fuel_per_call;
+        let v = self
+            .guest
+            .metered(budget, &mut fuel, |store| f.call(store))?;
+        Ok(v as u32)
+    }
+
+    /// The fault that stopped this agent, if any.
+    pub fn fault(&self) -> Option<&FaultKind> {
+        self.faulted.as_ref()
+    }
+
+    /// Runs `f` with a fresh per-call fuel budget.
+    fn metered<T>(
+        &mut self,
+        fuel_used: &mut u64,
+        f: impl FnOnce(&mut Store) -> std::result::Result<T, RuntimeError>,
+    ) -> Result<T, FaultKind> {
+        let budget = self.guest.fuel_per_call;
+        self.guest.metered(budget, fuel_used, f)
+    }
+
     /// Copies `bytes` into the exchange buffer and calls `f(ptr, len)`.
     fn call_with_bytes(
         &mut self,
@@ -309,11 +403,14 @@ impl WasmAgent {
         bytes: &[u8],
         fuel: &mut u64,
     ) -> Result<i32, FaultKind> {
-        let ptr = self.buffer(bytes.len(), fuel)?;
-        host::write_guest(&self.memory.view(&self.store), u64::from(ptr), bytes).map_err(|()| {
-            FaultKind::OutOfBounds {
-                what: exports::BUFFER.to_string(),
-            }
+        let ptr = self.guest.buffer(bytes.len(), fuel)?;
+        host::write_guest(
+            &self.guest.memory.view(&self.guest.store),
+            u64::from(ptr),
+            bytes,
+        )
+        .map_err(|()| FaultKind::OutOfBounds {
+            what: exports::BUFFER.to_string(),
         })?;
         let len = bytes.len() as i32;
         self.metered(fuel, |store| f.call(store, ptr as i32, len))
@@ -336,11 +433,11 @@ impl WasmAgent {
             AgentCall::StepWithInbox { context, inbox } => {
                 // Context and inbox are written back to back into the
                 // exchange buffer: one export call, no host-side concatenation.
-                let ptr = self.buffer(context.len() + inbox.len(), fuel)?;
+                let ptr = self.guest.buffer(context.len() + inbox.len(), fuel)?;
                 let oob = |()| FaultKind::OutOfBounds {
                     what: exports::BUFFER.to_string(),
                 };
-                let view = self.memory.view(&self.store);
+                let view = self.guest.memory.view(&self.guest.store);
                 host::write_guest(&view, u64::from(ptr), context).map_err(oob)?;
                 host::write_guest(&view, u64::from(ptr) + context.len() as u64, inbox)
                     .map_err(oob)?;
@@ -367,34 +464,10 @@ impl AgentInstance for WasmAgent {
         if let Some(kind) = &self.faulted {
             return CallOutcome::Fault(kind.clone());
         }
-        {
-            let env = self.env.as_mut(&mut self.store);
-            env.tick = tick.0;
-            std::mem::swap(&mut env.effects, &mut out.effects);
-            std::mem::swap(&mut env.log, &mut out.log);
-            env.log_dropped = 0;
-            // SAFETY: the reference is stored with its lifetime erased only for
-            // the duration of this call: it is reset to `None` below, before
-            // `regions` (borrowed for this whole function) can go out of scope,
-            // and the host functions that read it run only inside this call.
-            env.regions = regions.map(|r| unsafe {
-                std::mem::transmute::<&dyn RegionView, &'static dyn RegionView>(r)
-            });
-        }
+        self.guest.enter(tick, regions, out);
         let mut fuel = 0;
         let result = self.dispatch(call, &mut fuel);
-        {
-            let env = self.env.as_mut(&mut self.store);
-            env.regions = None;
-            std::mem::swap(&mut env.effects, &mut out.effects);
-            std::mem::swap(&mut env.log, &mut out.log);
-            if env.log_dropped > 0 {
-                out.log.push(LogLine {
-                    level: we_abi::log_level::WARN,
-                    text: format!("[{} log lines dropped: per-call limit]", env.log_dropped),
-                });
-            }
-        }
+        self.guest.leave(out);
         out.fuel_used += fuel;
         match result {
             Ok(we_abi::STATUS_OK) => CallOutcome::Ok,
@@ -411,15 +484,10 @@ impl AgentInstance for WasmAgent {
     }
 
     fn prefetch(&self) {
-        we_core::hint::prefetch(self.buf_host as *const u8);
-        for address in self.hot {
-            if address != 0 {
-                we_core::hint::prefetch(address as *const u8);
-            }
-        }
+        self.guest.prefetch();
     }
 
     fn memory_bytes(&self) -> u64 {
-        self.memory.view(&self.store).data_size()
+        self.guest.memory_bytes()
     }
 }

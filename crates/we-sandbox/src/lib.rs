@@ -22,10 +22,12 @@ mod error;
 mod host;
 mod instance;
 mod layout;
+mod pack;
 pub mod tunables;
 
 pub use error::{Error, Result};
 pub use instance::WasmAgent;
+pub use pack::{CHUNK_BYTES, WasmPack};
 
 use layout::GuestLayout;
 use std::sync::Arc;
@@ -152,6 +154,7 @@ impl Sandbox {
             abi_version: 0,
             imports,
             capabilities,
+            packable: host::exports_pack_call(&module),
         };
         // The declared ABI version is read by running the export once in a
         // throw-away instance, under the normal fuel and memory limits.
@@ -205,6 +208,32 @@ impl Sandbox {
     }
 }
 
+impl Sandbox {
+    /// Makes an instance of a loaded module that hosts a pack of `slots` agents.
+    pub fn instantiate_pack_of(&self, module: usize, slots: u32, seed: u64) -> Result<WasmPack> {
+        let loaded = self.modules.get(module).ok_or(Error::UnknownModule {
+            index: module,
+            count: self.modules.len(),
+        })?;
+        if !loaded.info.packable {
+            return Err(Error::MissingExport {
+                module: loaded.info.name.clone(),
+                export: we_abi::exports::PACK_CALL.to_string(),
+                expected: "(i32, i32) -> i32, to host a pack of agents".to_string(),
+            });
+        }
+        WasmPack::new(
+            &loaded.engine,
+            &loaded.module,
+            &loaded.info,
+            loaded.layout,
+            slots,
+            seed,
+            self.config.clone(),
+        )
+    }
+}
+
 impl AgentHost for Sandbox {
     fn load(&mut self, name: &str, bytes: &[u8]) -> Result<usize, BoxError> {
         Ok(self.load_module(name, bytes)?)
@@ -221,5 +250,14 @@ impl AgentHost for Sandbox {
         seed: u64,
     ) -> Result<Box<dyn AgentInstance>, BoxError> {
         Ok(Box::new(self.instantiate_agent(module, agent, seed)?))
+    }
+
+    fn instantiate_pack(
+        &self,
+        module: usize,
+        slots: u32,
+        seed: u64,
+    ) -> Result<Box<dyn we_core::PackInstance>, BoxError> {
+        Ok(Box::new(self.instantiate_pack_of(module, slots, seed)?))
     }
 }

@@ -675,3 +675,150 @@ fn raw_calls_report_bad_contexts_as_faults() {
         }]
     );
 }
+
+/// An agent whose effects show what a pack hands it: its id, its PRNG
+/// stream, its inbox and the config; agent 1 fails its step at tick 1.
+#[derive(Default)]
+struct Packed {
+    config_len: usize,
+}
+
+impl Agent for Packed {
+    fn init(&mut self, ctx: &mut Ctx, config: &[u8]) {
+        self.config_len = config.len();
+        let r = ctx.rand_u64();
+        ctx.send_u64(ctx.id(), r);
+    }
+    fn receive(&mut self, ctx: &mut Ctx, msg: &Message) {
+        ctx.send_u64(msg.sender(), msg.u64() + self.config_len as u64);
+    }
+    fn step(&mut self, ctx: &mut Ctx) {
+        if ctx.id() == 1 && ctx.tick() == 1 {
+            ctx.fail(AgentError::code(7));
+            return;
+        }
+        let r = ctx.rand_u64() ^ u64::from(ctx.group_index());
+        ctx.publish_u64(ctx.tick() as u32, r);
+    }
+}
+
+fn pack_buffer(
+    kind: u32,
+    tick: u64,
+    entries: &[we_abi::pack::PackEntry],
+    body: &[u8],
+    config_len: u32,
+) -> Vec<u8> {
+    use we_abi::pack::{PackEntry, PackHeader};
+    let head = PackHeader {
+        kind,
+        count: entries.len() as u32,
+        tick,
+        fuel_per_call: 1000,
+        agent_count: 3,
+        config_len,
+    };
+    let mut out = vec![0u8; PackHeader::SIZE];
+    head.encode((&mut out[..]).try_into().unwrap());
+    for e in entries {
+        let mut b = [0u8; PackEntry::SIZE];
+        e.encode(&mut b);
+        out.extend_from_slice(&b);
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+#[test]
+fn a_pack_call_runs_each_agent_as_alone_and_marks_where_each_ends() {
+    use we_abi::pack::{PACK_INIT, PACK_STEP, PackEntry};
+    let mut h = Harness::<Packed>::new(0, 3, 5);
+    let stream = |id| SplitMix64::for_agent(5, id, 0);
+    let entries: Vec<PackEntry> = (0..3)
+        .map(|slot| PackEntry {
+            slot,
+            agent_id: slot,
+            group_index: 10 + slot,
+            rng_state: stream(slot).state(),
+            ..PackEntry::default()
+        })
+        .collect();
+    assert_eq!(
+        h.call_raw(Export::Pack, &pack_buffer(PACK_INIT, 0, &entries, b"abcd", 4)),
+        0
+    );
+    let mut expected = Vec::new();
+    for slot in 0..3 {
+        expected.push(Effect::send_u64(slot, stream(slot).next_u64()));
+        expected.push(Effect::PackEnd { slot, status: 0 });
+    }
+    assert_eq!(h.take_events(), expected);
+
+    // Tick 1: agent 0 has two messages, agent 2 is not run, agent 1 fails.
+    let mut inbox = Vec::new();
+    for v in [100u64, 200] {
+        let header = MessageHeader {
+            sender: 2,
+            kind: 0,
+            flags: 0,
+            channel: 0,
+            len: 8,
+        };
+        we_abi::write_record(&mut inbox, header.encode(), &v.to_le_bytes());
+    }
+    let step_entries = [
+        PackEntry {
+            inbox_len: 2,
+            inbox_bytes: inbox.len() as u32,
+            ..entries[0]
+        },
+        PackEntry {
+            rng_state: 0,
+            ..entries[1]
+        },
+    ];
+    assert_eq!(
+        h.call_raw(Export::Pack, &pack_buffer(PACK_STEP, 1, &step_entries, &inbox, 0)),
+        0
+    );
+    let mut s0 = stream(0);
+    s0.next_u64();
+    assert_eq!(
+        h.take_events(),
+        vec![
+            Effect::send_u64(2, 104),
+            Effect::send_u64(2, 204),
+            Effect::publish_u64(1, s0.next_u64() ^ 10),
+            Effect::PackEnd { slot: 0, status: 0 },
+            Effect::PackEnd { slot: 1, status: 7 },
+        ]
+    );
+
+    // A slot that holds no agent fails alone; a truncated buffer fails the call.
+    let ghost = [PackEntry {
+        slot: 9,
+        ..entries[0]
+    }];
+    assert_eq!(
+        h.call_raw(Export::Pack, &pack_buffer(PACK_STEP, 2, &ghost, &[], 0)),
+        0
+    );
+    assert_eq!(
+        h.take_events(),
+        vec![Effect::PackEnd {
+            slot: 9,
+            status: status::BAD_CONTEXT
+        }]
+    );
+    let whole = pack_buffer(PACK_STEP, 2, &entries, &[], 0);
+    assert_eq!(
+        h.call_raw(Export::Pack, &whole[..whole.len() - 1]),
+        status::BAD_CONTEXT
+    );
+    // A runtime without a factory cannot host a pack.
+    let mut single = Harness::with_agent(Packed::default(), 0, 3, 5);
+    assert_eq!(
+        single.call_raw(Export::Pack, &pack_buffer(PACK_INIT, 0, &entries, b"", 0)),
+        status::BAD_CONTEXT
+    );
+}
