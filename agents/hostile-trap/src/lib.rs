@@ -11,7 +11,10 @@
 //!   out-of-bounds trap, depending on which stack is exhausted first),
 //! - `5`: `agent_step` returns the error status [`ERROR_STATUS`] (no trap).
 //!
-//! Modes `1`, `2`, `4`, `5` honour the tick in bytes 1..9.
+//! Modes `1`, `2`, `4`, `5` honour the tick in bytes 1..9. A byte 9, when
+//! present, makes only the agent with that group index hostile (the others
+//! of the group idle): a pack of them then shows what one member's trap
+//! does to the rest.
 
 use core::hint::black_box;
 use we_agent::prelude::*;
@@ -44,9 +47,15 @@ pub struct HostileTrap {
 }
 
 impl Agent for HostileTrap {
-    fn init(&mut self, _ctx: &mut Ctx, config: &[u8]) {
+    fn init(&mut self, ctx: &mut Ctx, config: &[u8]) {
         self.mode = config.first().copied().unwrap_or(0);
         self.at_tick = le_u64(config, 1).unwrap_or(0);
+        if config
+            .get(9)
+            .is_some_and(|&only| u32::from(only) != ctx.group_index())
+        {
+            self.mode = u8::MAX;
+        }
         if self.mode == 0 {
             trap();
         }

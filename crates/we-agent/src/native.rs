@@ -714,24 +714,26 @@ impl<A: Agent> Harness<A> {
             let rt = &mut self.runtime;
             match export {
                 Export::Shutdown => rt.agent_shutdown(),
-                Export::Init | Export::Receive | Export::Step | Export::Pack => match i32::try_from(bytes.len()) {
-                    Err(_) => status::TOO_LARGE,
-                    Ok(len) => {
-                        let ptr = rt.we_buffer(len);
-                        match rt.buffer_mut().get_mut(..bytes.len()) {
-                            None => status::OUT_OF_MEMORY,
-                            Some(dst) => {
-                                dst.copy_from_slice(bytes);
-                                match export {
-                                    Export::Init => rt.agent_init(ptr, len),
-                                    Export::Receive => rt.agent_receive(ptr, len),
-                                    Export::Pack => rt.pack_call(ptr, len),
-                                    _ => rt.agent_step(ptr, len),
+                Export::Init | Export::Receive | Export::Step | Export::Pack => {
+                    match i32::try_from(bytes.len()) {
+                        Err(_) => status::TOO_LARGE,
+                        Ok(len) => {
+                            let ptr = rt.we_buffer(len);
+                            match rt.buffer_mut().get_mut(..bytes.len()) {
+                                None => status::OUT_OF_MEMORY,
+                                Some(dst) => {
+                                    dst.copy_from_slice(bytes);
+                                    match export {
+                                        Export::Init => rt.agent_init(ptr, len),
+                                        Export::Receive => rt.agent_receive(ptr, len),
+                                        Export::Pack => rt.pack_call(ptr, len),
+                                        _ => rt.agent_step(ptr, len),
+                                    }
                                 }
                             }
                         }
                     }
-                },
+                }
             }
         };
         if status != STATUS_OK {

@@ -121,16 +121,27 @@ pub fn workload_digest_update(prev: &[u8; 32], tick_and_messages: &[u8]) -> [u8;
     *h.finalize().as_bytes()
 }
 
-/// FNV-1a 64 of an agent's effect bytes: a cheap locator of the first diverging
-/// agent. Tamper evidence comes from the blake3 chain over the whole record.
-/// Workers compute it for the effects of their own agents, beside the call.
+/// A 64-bit digest of an agent's effect bytes: a cheap locator of the first
+/// diverging agent (tamper evidence comes from the blake3 chain over the
+/// whole record). FNV-1a's step over 8-byte little-endian words (effect
+/// records are 8-aligned, so there is no tail in practice; a tail is taken
+/// byte by byte), then the length, then a final fold of the high half into
+/// the low. Workers compute it for the effects of their own agents, beside
+/// the call.
 pub(crate) fn agent_digest(index: u32, bytes: &[u8]) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ index as u64;
-    for &b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(PRIME);
     }
-    h
+    for &b in words.remainder() {
+        h = (h ^ b as u64).wrapping_mul(PRIME);
+    }
+    h = (h ^ bytes.len() as u64).wrapping_mul(PRIME);
+    h ^ (h >> 32)
 }
 
 struct AgentMeta {

@@ -354,6 +354,7 @@ mod tests {
         let s =
             parse("seed = 1\nticks = 5\n[[agents]]\nname='a'\nmodule='a.wasm'\ncount=3\n").unwrap();
         assert_eq!(s.agent_count(), 3);
+        assert_eq!(s.agents[0].pack, 1, "each agent alone unless packed");
         assert_eq!(s.limits, Limits::default());
         assert_eq!(s.scheduler.policy, PolicyName::Fifo);
     }
@@ -365,6 +366,14 @@ mod tests {
             .to_string();
         assert!(
             e.contains("test.toml") && e.contains("agents[0].count"),
+            "{e}"
+        );
+        let e =
+            parse("seed = 1\nticks = 5\n[[agents]]\nname='a'\nmodule='a.wasm'\ncount=2\npack=0\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            e.contains("agents[0].pack") && e.contains("at least 1"),
             "{e}"
         );
         let e = parse("seed = 'x'\nticks = 5\n").unwrap_err().to_string();

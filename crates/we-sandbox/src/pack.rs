@@ -130,8 +130,11 @@ impl WasmPack {
                         0
                     },
                     refused: m.refused,
-                    rng_state: SplitMix64::for_agent(self.seed, m.id.index, m.id.generation)
-                        .state(),
+                    rng_state: if kind == PACK_INIT {
+                        SplitMix64::for_agent(self.seed, m.id.index, m.id.generation).state()
+                    } else {
+                        0
+                    },
                 };
                 let mut e = [0u8; PackEntry::SIZE];
                 entry.encode(&mut e);

@@ -744,7 +744,10 @@ fn a_pack_call_runs_each_agent_as_alone_and_marks_where_each_ends() {
         })
         .collect();
     assert_eq!(
-        h.call_raw(Export::Pack, &pack_buffer(PACK_INIT, 0, &entries, b"abcd", 4)),
+        h.call_raw(
+            Export::Pack,
+            &pack_buffer(PACK_INIT, 0, &entries, b"abcd", 4)
+        ),
         0
     );
     let mut expected = Vec::new();
@@ -778,7 +781,10 @@ fn a_pack_call_runs_each_agent_as_alone_and_marks_where_each_ends() {
         },
     ];
     assert_eq!(
-        h.call_raw(Export::Pack, &pack_buffer(PACK_STEP, 1, &step_entries, &inbox, 0)),
+        h.call_raw(
+            Export::Pack,
+            &pack_buffer(PACK_STEP, 1, &step_entries, &inbox, 0)
+        ),
         0
     );
     let mut s0 = stream(0);

@@ -19,7 +19,7 @@ fn xorshift64(mut x: u64) -> u64 {
 }
 
 /// The workload of shared/workloads.md with the policy run by ort directly.
-fn reference(n: usize, ticks: u64) -> [u8; 32] {
+pub(crate) fn reference(n: usize, ticks: u64) -> [u8; 32] {
     let registry = ModelRegistry::load(registry_path()).unwrap();
     let mut manager = ModelManager::new(registry, ManagerConfig::default()).unwrap();
     let session = manager.session_mut("policy").unwrap();
@@ -66,11 +66,16 @@ fn reference(n: usize, ticks: u64) -> [u8; 32] {
 }
 
 fn infer_scenario(n: u32, ticks: u64) -> we_runtime::Scenario {
+    infer_scenario_packed(n, ticks, 1)
+}
+
+/// The infer workload with `pack` agents per instance.
+pub(crate) fn infer_scenario_packed(n: u32, ticks: u64, pack: u32) -> we_runtime::Scenario {
     let extra = format!(
         "[inference]\nregistry = {:?}\npreload = [\"policy\"]\n[inference.postprocess]\npolicy = \"argmax\"\n",
         registry_path()
     );
-    scenario(&[group("infer", n)], ticks, &extra)
+    crate::scenario_packed(&[group("infer", n)], ticks, &extra, pack)
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod faults;
 mod golden;
 mod hostile;
 mod infer;
+mod packs;
 mod predator_prey;
 mod reference;
 mod regions;
@@ -56,6 +57,11 @@ pub fn group(module: &str, count: u32) -> Group<'_> {
 /// Builds scenario text for `groups`, with extra top-level TOML in `extra`
 /// (placed before the groups, e.g. a `[limits]` table).
 pub fn scenario(groups: &[Group<'_>], ticks: u64, extra: &str) -> Scenario {
+    scenario_packed(groups, ticks, extra, 1)
+}
+
+/// As [`scenario`], every group with `pack = pack` (agents per instance).
+pub fn scenario_packed(groups: &[Group<'_>], ticks: u64, extra: &str, pack: u32) -> Scenario {
     let mut text = format!("seed = 7\nticks = {ticks}\n{extra}\n");
     if !extra.contains("[security]") {
         text.push_str(&format!("[security]\ntrusted_keys = [{:?}]\n", dev_key()));
@@ -68,6 +74,9 @@ pub fn scenario(groups: &[Group<'_>], ticks: u64, extra: &str) -> Scenario {
         ));
         if !g.config_hex.is_empty() {
             text.push_str(&format!("config_hex = \"{}\"\n", g.config_hex));
+        }
+        if pack > 1 {
+            text.push_str(&format!("pack = {pack}\n"));
         }
     }
     Scenario::parse("test-scenario", text.as_bytes(), agents_dir()).expect("valid scenario")
