@@ -497,6 +497,37 @@ impl Partition {
     }
 }
 
+/// How long a thread polls a channel before it blocks on it. A tick's
+/// serial part (commit, digest, trace) is tens to hundreds of microseconds,
+/// and a blocked thread takes about as long again to be woken; polling
+/// through it keeps the hand-off between phases at a few microseconds. The
+/// poll yields, so a thread that has work on this core gets it.
+const POLL_BEFORE_BLOCKING: std::time::Duration = std::time::Duration::from_micros(500);
+
+/// Receives from `rx`, polling for [`POLL_BEFORE_BLOCKING`] before blocking.
+fn recv_soon<T>(rx: &Receiver<T>) -> std::result::Result<T, crossbeam_channel::RecvError> {
+    let began = std::time::Instant::now();
+    let mut polls = 0u32;
+    loop {
+        match rx.try_recv() {
+            Ok(v) => return Ok(v),
+            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                return Err(crossbeam_channel::RecvError);
+            }
+            Err(crossbeam_channel::TryRecvError::Empty) => {}
+        }
+        polls = polls.wrapping_add(1);
+        if polls.is_multiple_of(64) {
+            if began.elapsed() >= POLL_BEFORE_BLOCKING {
+                return rx.recv();
+            }
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
 enum Job {
     Run {
         phase: Phase,
@@ -576,7 +607,7 @@ impl Pool {
                         phase,
                         shared,
                         mut batch,
-                    }) = job_rx.recv()
+                    }) = recv_soon(&job_rx)
                     {
                         part.run(phase, &shared, &mut batch);
                         // Drop the shared state before replying, so the
@@ -637,7 +668,7 @@ impl Pool {
         // Replies are collected in worker order; arrival order is irrelevant.
         for (k, worker) in self.workers.iter().enumerate() {
             let k = k + 1;
-            let batch = worker.done.recv().map_err(|_| Error::Worker {
+            let batch = recv_soon(&worker.done).map_err(|_| Error::Worker {
                 worker: k,
                 reason: "worker stopped during a tick".into(),
             })??;
