@@ -48,6 +48,9 @@ struct PackUnit {
     len: usize,
     module: usize,
     instance: Option<Box<dyn PackInstance>>,
+    /// Per slot: its agent was initialised in the current instance and has
+    /// not faulted since.
+    live: Vec<bool>,
 }
 
 /// What a partition runs, in id order.
@@ -175,6 +178,7 @@ impl Partition {
                     len,
                     module: first.module,
                     instance: Some(instance),
+                    live: vec![false; len],
                 });
                 instances.extend(range.clone().map(|_| None));
                 continue;
@@ -393,7 +397,10 @@ impl Partition {
                 .host
                 .instantiate_pack(self.packs[p].module, len as u32, self.seed)
             {
-                Ok(instance) => self.packs[p].instance = Some(instance),
+                Ok(instance) => {
+                    self.packs[p].instance = Some(instance);
+                    self.packs[p].live.iter_mut().for_each(|l| *l = false);
+                }
                 Err(e) => {
                     let kind = FaultKind::Trap {
                         code: format!("restart failed: {e}"),
@@ -435,6 +442,23 @@ impl Partition {
         batch: &mut Batch,
     ) {
         let first = self.packs[p].first;
+        let init = matches!(phase, PackPhase::Init { .. });
+        // A member whose agent is not in the current instance (the pack
+        // trapped when it was not run, and was made again since or not at
+        // all) is lost with the instance it lived in.
+        let (members, lost): (Vec<usize>, Vec<usize>) = members
+            .iter()
+            .partition(|&&j| init || self.packs[p].live.get(j - first) == Some(&true));
+        for &j in &lost {
+            let result = &mut batch.results[j];
+            result.ran = true;
+            result.fault = Some(FaultKind::Trap {
+                code: "pack instance lost to an earlier fault".to_string(),
+            });
+        }
+        if members.is_empty() {
+            return;
+        }
         let tick_phase = matches!(phase, PackPhase::Step);
         let list: Vec<PackMember<'_>> = members
             .iter()
@@ -466,17 +490,18 @@ impl Partition {
             PackPhase::Step => Some(&shared.regions as &dyn we_core::RegionView),
             _ => None,
         };
-        let outcome = match self.packs[p].instance.as_mut() {
+        let pack = &mut self.packs[p];
+        let outcome = match pack.instance.as_mut() {
             Some(instance) => instance.call(shared.tick, phase, &list, regions, &mut self.pack_out),
-            // The pack trapped at an earlier tick, when this member was not
-            // run: it is lost with it.
             None => Err(FaultKind::Trap {
                 code: "pack instance lost to an earlier fault".to_string(),
             }),
         };
         if outcome.is_err() {
-            // A faulted pack is dropped at once: its memory goes back.
-            self.packs[p].instance = None;
+            // A faulted pack is dropped at once: its memory goes back, and
+            // none of its agents lives on.
+            pack.instance = None;
+            pack.live.iter_mut().for_each(|l| *l = false);
         }
         for (k, &j) in members.iter().enumerate() {
             let result = &mut batch.results[j];
@@ -487,6 +512,9 @@ impl Partition {
                     let out = &mut self.pack_out[k];
                     std::mem::swap(&mut result.emitted, &mut out.emitted);
                     result.fault = out.fault.take();
+                    if let Some(live) = pack.live.get_mut(j - first) {
+                        *live = result.fault.is_none() && (init || *live);
+                    }
                     if result.fault.is_none() {
                         result.digest =
                             agent_digest(self.specs[j].id.index, &result.emitted.effects);

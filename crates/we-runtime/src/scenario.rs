@@ -24,6 +24,7 @@
 //! module = "../../build/agents/ring.wasm"   # relative to this file
 //! count = 1000
 //! priority = 0
+//! pack = 1                                 # K > 1: K agents per instance (docs/ARCHITECTURE.md)
 //! config = "text handed to agent_init"     # or config_hex = "01ff"
 //! ```
 

@@ -1,6 +1,7 @@
 //! `agent_step` through we-sandbox beside a raw wasmer typed call of an empty
 //! export (the baseline): the ratio is the sandbox's overhead per call (fuel
-//! reset and read-back, context copy, effect buffer swap).
+//! reset and read-back, context copy, effect buffer swap). Also a pack of
+//! 1,000 ring agents stepped by one call, per agent.
 //!
 //! Needs the built agents (`cargo xtask build-agents`).
 
@@ -115,6 +116,40 @@ fn calls(c: &mut Criterion) {
                 None,
                 &mut out,
             ))
+        })
+    });
+
+    // A pack of 1,000 ring agents, each with that one message: one pack
+    // call steps them all. Reported per agent (criterion's elements).
+    const PACK: u32 = 1_000;
+    let mut pack = sandbox
+        .instantiate_pack(m, PACK, 1)
+        .expect("instantiates a pack");
+    let mut outs = vec![we_core::PackOutput::default(); PACK as usize];
+    let members = |inbox: &'static [u8]| -> Vec<we_core::PackMember<'static>> {
+        (0..PACK)
+            .map(|slot| we_core::PackMember {
+                slot,
+                id: AgentId::new(slot),
+                group_index: slot,
+                inbox,
+                inbox_len: u32::from(!inbox.is_empty()),
+                refused: 0,
+            })
+            .collect()
+    };
+    let init_phase = we_core::PackPhase::Init {
+        config: &[],
+        agent_count: PACK,
+    };
+    pack.call(Tick(0), init_phase, &members(&[]), None, &mut outs)
+        .expect("pack init");
+    let inbox: &'static [u8] = Box::leak(inbox.into_boxed_slice());
+    let stepped = members(inbox);
+    g.throughput(criterion::Throughput::Elements(u64::from(PACK)));
+    g.bench_function("sandbox_pack_step_1msg_send_1_per_agent", |b| {
+        b.iter(|| {
+            black_box(pack.call(Tick(5), we_core::PackPhase::Step, &stepped, None, &mut outs))
         })
     });
     g.finish();

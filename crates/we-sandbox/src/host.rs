@@ -475,3 +475,115 @@ pub(crate) fn check_exports(name: &str, module: &Module) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(op: u16, target: u32, aux: u32, payload: &[u8]) -> Vec<u8> {
+        let header = EffectHeader {
+            op,
+            flags: 0,
+            target,
+            aux,
+            len: payload.len() as u32,
+        };
+        let mut out = Vec::new();
+        we_abi::write_record(&mut out, header.encode(), payload);
+        out
+    }
+
+    fn pack_of(slots: &[u32]) -> PackCall {
+        PackCall {
+            slots: slots.to_vec(),
+            ..PackCall::default()
+        }
+    }
+
+    #[test]
+    fn pack_effects_are_split_at_the_markers_which_are_taken_out() {
+        let config = SandboxConfig::default();
+        let send = record(op::SEND, 4, 0, &7u64.to_le_bytes());
+        let join = record(op::JOIN, 2, 0, &[]);
+        let mut batch = Vec::new();
+        batch.extend_from_slice(&send);
+        batch.extend_from_slice(&record(op::PACK_END, 3, 0, &[]));
+        batch.extend_from_slice(&record(op::PACK_END, 5, (-9i32) as u32, &[]));
+        batch.extend_from_slice(&join);
+        batch.extend_from_slice(&send);
+        batch.extend_from_slice(&record(op::PACK_END, 8, 0, &[]));
+        // Earlier effects of the call (another emit) stay in front.
+        let mut effects = b"earlier!".to_vec();
+        effects.extend_from_slice(&batch);
+        let mut pack = pack_of(&[3, 5, 8]);
+        split_pack_effects(&mut effects, 8, &mut pack, &config).unwrap();
+        let mut expected = b"earlier!".to_vec();
+        expected.extend_from_slice(&send);
+        expected.extend_from_slice(&join);
+        expected.extend_from_slice(&send);
+        assert_eq!(effects, expected);
+        let a = 8 + send.len();
+        let b = a + join.len() + send.len();
+        assert_eq!(pack.ends, vec![(a, 0), (a, -9), (b, 0)]);
+    }
+
+    #[test]
+    fn bad_pack_markers_are_malformed_effects() {
+        let config = SandboxConfig::default();
+        let check = |batch: Vec<u8>, slots: &[u32]| {
+            let mut effects = batch;
+            split_pack_effects(&mut effects, 0, &mut pack_of(slots), &config)
+        };
+        // Out of order, a slot not in the call, a marker with a payload,
+        // more markers than members.
+        let two = [
+            record(op::PACK_END, 2, 0, &[]),
+            record(op::PACK_END, 1, 0, &[]),
+        ]
+        .concat();
+        assert!(matches!(
+            check(two, &[1, 2]),
+            Err(FaultKind::MalformedEffects { offset: 0 })
+        ));
+        assert!(check(record(op::PACK_END, 9, 0, &[]), &[1]).is_err());
+        assert!(check(record(op::PACK_END, 1, 0, b"x"), &[1]).is_err());
+        let extra = [
+            record(op::PACK_END, 1, 0, &[]),
+            record(op::PACK_END, 1, 0, &[]),
+        ]
+        .concat();
+        assert!(matches!(
+            check(extra, &[1]),
+            Err(FaultKind::MalformedEffects { offset: 16 })
+        ));
+        // Outside a pack call the marker is no effect at all.
+        assert!(validate_effects(&record(op::PACK_END, 1, 0, &[]), &config).is_err());
+    }
+
+    #[test]
+    fn each_member_is_held_to_the_effect_limit() {
+        let config = SandboxConfig {
+            effect_bytes_max: 48,
+            ..SandboxConfig::default()
+        };
+        let send = record(op::SEND, 4, 0, &7u64.to_le_bytes());
+        // Two sends (48 bytes) each for two members: within the limit.
+        let ok = [
+            &send[..],
+            &send,
+            &record(op::PACK_END, 0, 0, &[]),
+            &send,
+            &send,
+            &record(op::PACK_END, 1, 0, &[]),
+        ]
+        .concat();
+        let mut effects = ok;
+        split_pack_effects(&mut effects, 0, &mut pack_of(&[0, 1]), &config).unwrap();
+        // Three for one member: over.
+        let mut effects = [&send[..], &send, &send, &record(op::PACK_END, 0, 0, &[])].concat();
+        assert_eq!(
+            split_pack_effects(&mut effects, 0, &mut pack_of(&[0, 1]), &config),
+            Err(FaultKind::EffectLimit)
+        );
+    }
+}
