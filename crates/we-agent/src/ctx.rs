@@ -225,11 +225,11 @@ impl Ctx {
         for t in inputs {
             len = len.saturating_add(t.encoded_len()?);
         }
-        let Some(start) = self.begin_record_checked(op::INFER, 0, tag, len)? else {
+        let Some(start) = self.begin_header(op::INFER, 0, tag, len)? else {
             return Err(self.emit_error.unwrap_or(AgentError::BadContext));
         };
-        // `begin_record` zero-filled the payload; encode over it in place.
-        self.outbox.truncate(start);
+        // The payload is encoded straight after the header (room for it,
+        // padding included, is reserved), then padded.
         tensor::write_request_header(&mut self.outbox, model, count);
         for t in inputs {
             t.write(&mut self.outbox);
@@ -506,6 +506,24 @@ impl Ctx {
         aux: u32,
         len: usize,
     ) -> Result<Option<usize>, AgentError> {
+        let start = self.begin_header(op, target, aux, len)?;
+        if let Some(start) = start {
+            self.outbox.resize(start + pad(len), 0);
+        }
+        Ok(start)
+    }
+
+    /// Checks the size, reserves room for the whole record, appends its
+    /// header and returns where the payload starts; the caller appends the
+    /// `len` payload bytes and pads to [`pad`]`(len)`. `Ok(None)` when
+    /// earlier effects of this call were refused by the host.
+    fn begin_header(
+        &mut self,
+        op: u16,
+        target: u32,
+        aux: u32,
+        len: usize,
+    ) -> Result<Option<usize>, AgentError> {
         if self.emit_error.is_some() {
             return Ok(None);
         }
@@ -529,9 +547,7 @@ impl Ctx {
             len: len32,
         };
         self.outbox.extend_from_slice(&header.encode());
-        let start = self.outbox.len();
-        self.outbox.resize(start + pad(len), 0);
-        Ok(Some(start))
+        Ok(Some(self.outbox.len()))
     }
 
     #[inline]

@@ -916,7 +916,10 @@ impl Runtime {
             ))?;
             let bus = &mut shared.bus;
             let regions = &mut shared.regions;
-            if !init {
+            // Without a per-tick limit every live agent ran (see `schedule`),
+            // so no turn was deferred and there is nothing to carry over.
+            let limited = self.scenario.scheduler.max_tasks_per_tick != 0;
+            if !init && limited {
                 // An agent whose turn the scheduler deferred keeps its inbox for
                 // its next turn, ahead of anything committed now.
                 for (i, meta) in self.agents.iter().enumerate() {
