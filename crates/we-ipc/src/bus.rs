@@ -574,6 +574,58 @@ pub struct CommitPart<'a> {
     closed: &'a [bool],
     topics: &'a BTreeMap<u32, Vec<u32>>,
     tally: CommitTally,
+    plan: Plan,
+}
+
+/// A [`CommitPart`]'s copies, decided call by call but written at
+/// [`CommitPart::finish`], receiver by receiver.
+///
+/// A large publish reaches hundreds of inboxes spread over memory; writing
+/// each copy where it lands made a commit wait for a cache miss per copy.
+/// Instead each call's record is kept once, each copy is only admitted or
+/// refused (by the same rules, against the inbox's count plus the copies
+/// admitted before it), and `finish` then fills each inbox in one sequential
+/// pass over the calls that reach it, in call order: the same bytes, counts
+/// and refusals as writing at once.
+#[derive(Debug, Default)]
+struct Plan {
+    /// Per owned inbox: copies admitted so far this commit.
+    admitted: Vec<u32>,
+    /// The record (header, payload, padding) of every call, once.
+    records: Vec<u8>,
+    /// Per call, in call order: its record's range in `records` and sender.
+    calls: Vec<PlanCall>,
+    /// Direct calls (sends, notices) as (owned inbox, call), in call order.
+    direct: Vec<(u32, u32)>,
+    /// Publish calls by topic, in call order.
+    by_topic: BTreeMap<u32, Vec<u32>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct PlanCall {
+    start: u32,
+    end: u32,
+    sender: u32,
+    /// Whether its payload is over the size limit (refused everywhere, and
+    /// taking no room).
+    too_large: bool,
+}
+
+impl Plan {
+    /// Records a call's message once; returns its index.
+    fn call(&mut self, header: MessageHeader, payload: &[u8], too_large: bool) -> u32 {
+        let start = self.records.len() as u32;
+        if !too_large {
+            append_record(&mut self.records, header.encode(), payload);
+        }
+        self.calls.push(PlanCall {
+            start,
+            end: self.records.len() as u32,
+            sender: header.sender,
+            too_large,
+        });
+        (self.calls.len() - 1) as u32
+    }
 }
 
 /// What a [`CommitPart`] did, for [`Bus::absorb`].
@@ -594,20 +646,40 @@ impl<'a> CommitPart<'a> {
         (r >= self.first as usize && r < end) || (self.takes_unknown && r >= end)
     }
 
-    fn put(&mut self, header: MessageHeader, receiver: u32, payload: &[u8]) -> Result<(), Refusal> {
-        let outcome = put_checked(
-            &self.config,
-            (self.inboxes, self.first),
-            self.closed,
-            receiver,
-            header,
-            payload,
-            &mut self.tally.touched,
-        );
+    /// Admits or refuses one copy for `receiver` by [`put_checked`]'s rules,
+    /// counting the copies admitted earlier in this commit (written later,
+    /// by [`CommitPart::finish`]).
+    fn admit(&mut self, sender: u32, receiver: u32, payload_len: usize) -> Result<(), Refusal> {
+        let max = self.config.max_message_bytes;
+        let outcome = if payload_len > max as usize {
+            Err(Refusal::TooLarge {
+                len: payload_len,
+                max,
+            })
+        } else {
+            let local = (receiver as usize).checked_sub(self.first as usize);
+            match local.and_then(|l| self.inboxes.get(l).map(|inbox| (l, inbox.count))) {
+                None => Err(Refusal::UnknownReceiver { receiver }),
+                Some(_) if self.closed.get(receiver as usize) == Some(&true) => {
+                    Err(Refusal::ReceiverClosed { receiver })
+                }
+                Some((l, count)) => {
+                    let admitted = self.plan.admitted.get(l).copied().unwrap_or(0);
+                    if count.saturating_add(admitted) >= self.config.mailbox_capacity {
+                        Err(Refusal::MailboxFull { receiver })
+                    } else {
+                        if let Some(a) = self.plan.admitted.get_mut(l) {
+                            *a += 1;
+                        }
+                        Ok(())
+                    }
+                }
+            }
+        };
         match outcome {
             Ok(()) => self.tally.delivered += 1,
             Err(_) => {
-                self.tally.refused_senders.push(header.sender);
+                self.tally.refused_senders.push(sender);
                 self.tally.refused += 1;
             }
         }
@@ -637,8 +709,13 @@ impl<'a> CommitPart<'a> {
         if !self.owns(receiver) {
             return None;
         }
-        let header = message_header(sender, kind, channel, payload);
-        Some(self.put(header, receiver, payload))
+        let outcome = self.admit(sender, receiver, payload.len());
+        if outcome.is_ok() {
+            let header = message_header(sender, kind, channel, payload);
+            let call = self.plan.call(header, payload, false);
+            self.plan.direct.push((receiver - self.first, call));
+        }
+        Some(outcome)
     }
 
     /// [`Bus::commit_publish`] for the subscribers this part owns, in
@@ -659,17 +736,110 @@ impl<'a> CommitPart<'a> {
         // Subscribers are sorted and are all known agents.
         let from = subs.partition_point(|&r| r < first);
         let to = subs.partition_point(|&r| (r as usize) < end);
+        let owned = subs.get(from..to).unwrap_or(&[]);
+        if owned.iter().all(|&r| r == sender) {
+            return PublishOutcome::default();
+        }
         let header = message_header(sender, msg_kind::TOPIC, topic, payload);
+        let too_large = payload.len() > self.config.max_message_bytes as usize;
+        let call = self.plan.call(header, payload, too_large);
+        self.plan.by_topic.entry(topic).or_default().push(call);
         publish_to(
-            subs.get(from..to).unwrap_or(&[]),
+            owned,
             sender,
-            |receiver| self.put(header, receiver, payload),
+            |receiver| self.admit(sender, receiver, payload.len()),
             on_delivered,
         )
     }
 
-    /// Ends the part's work; give the tally to [`Bus::absorb`].
-    pub fn finish(self) -> CommitTally {
+    /// Writes the admitted copies, one inbox at a time, each in call order
+    /// (see [`Plan`]); then the tally is for [`Bus::absorb`].
+    pub fn finish(mut self) -> CommitTally {
+        let plan = std::mem::take(&mut self.plan);
+        // Each owned subscriber of a topic published to, with the topic.
+        let mut reach: Vec<(u32, u32)> = Vec::new();
+        let end = self.first as usize + self.inboxes.len();
+        for &topic in plan.by_topic.keys() {
+            let Some(subs) = self.topics.get(&topic) else {
+                continue;
+            };
+            let from = subs.partition_point(|&r| r < self.first);
+            let to = subs.partition_point(|&r| (r as usize) < end);
+            for &r in subs.get(from..to).unwrap_or(&[]) {
+                reach.push((r - self.first, topic));
+            }
+        }
+        reach.sort_unstable();
+        let mut direct = plan.direct;
+        // Stable: a receiver's direct calls stay in call order.
+        direct.sort_by_key(|&(local, _)| local);
+        let (mut d, mut t) = (0usize, 0usize);
+        let mut lists: Vec<&[u32]> = Vec::new();
+        let mut heads: Vec<usize> = Vec::new();
+        for (local, admitted) in plan.admitted.iter().enumerate() {
+            let local32 = local as u32;
+            let d_from = d;
+            while direct.get(d).is_some_and(|&(l, _)| l == local32) {
+                d += 1;
+            }
+            lists.clear();
+            while let Some(&(l, topic)) = reach.get(t) {
+                if l != local32 {
+                    break;
+                }
+                if let Some(calls) = plan.by_topic.get(&topic) {
+                    lists.push(calls);
+                }
+                t += 1;
+            }
+            if *admitted == 0 {
+                continue;
+            }
+            let receiver = self.first + local32;
+            let Some(inbox) = self.inboxes.get_mut(local) else {
+                continue;
+            };
+            if inbox.count == 0 && inbox.bytes.is_empty() {
+                self.tally.touched.push(receiver);
+            }
+            let directs = direct.get(d_from..d).unwrap_or(&[]);
+            heads.clear();
+            heads.resize(lists.len(), 0);
+            let mut next_direct = 0usize;
+            let mut left = *admitted;
+            // Merge this inbox's calls by call index (= call order).
+            while left > 0 {
+                let mut best: Option<(u32, Option<usize>)> =
+                    directs.get(next_direct).map(|&(_, c)| (c, None));
+                for (k, list) in lists.iter().enumerate() {
+                    if let Some(&c) = list.get(heads[k])
+                        && best.is_none_or(|(b, _)| c < b)
+                    {
+                        best = Some((c, Some(k)));
+                    }
+                }
+                let Some((c, from_list)) = best else {
+                    break;
+                };
+                match from_list {
+                    None => next_direct += 1,
+                    Some(k) => heads[k] += 1,
+                }
+                let Some(call) = plan.calls.get(c as usize) else {
+                    continue;
+                };
+                // A publish skips its publisher; a payload over the limit
+                // was refused everywhere. Anything else here was admitted.
+                if (from_list.is_some() && call.sender == receiver) || call.too_large {
+                    continue;
+                }
+                if let Some(record) = plan.records.get(call.start as usize..call.end as usize) {
+                    inbox.bytes.extend_from_slice(record);
+                    inbox.count += 1;
+                    left -= 1;
+                }
+            }
+        }
         self.tally
     }
 }
@@ -683,16 +853,24 @@ impl Bus {
         let n = self.next.inboxes.len();
         let mid = n / 2;
         let (low, high) = self.next.inboxes.split_at_mut(mid);
-        let part = |first: usize, takes_unknown: bool, inboxes| CommitPart {
+        let (low_len, high_len) = (low.len(), high.len());
+        let part = |first: usize, takes_unknown: bool, inboxes, owned: usize| CommitPart {
             config: self.config,
             first: first as u32,
             takes_unknown,
+            plan: Plan {
+                admitted: vec![0; owned],
+                ..Plan::default()
+            },
             inboxes,
             closed: &self.closed,
             topics: &self.topics,
             tally: CommitTally::default(),
         };
-        [part(0, false, low), part(mid, true, high)]
+        [
+            part(0, false, low, low_len),
+            part(mid, true, high, high_len),
+        ]
     }
 
     /// Takes in what the parts of a split commit did: receivers touched,
