@@ -495,7 +495,15 @@ impl Bench<'_> {
     ) -> Result<u64> {
         let probe_ticks = 5;
         let probe = self.once(workload, agents, probe_ticks, workers, flags, env, false)?;
-        let per_tick = num(&probe.json, "wall_s") / probe_ticks as f64;
+        // The median tick, not the mean: the first ticks of a big run fault
+        // its buffers in and would make T too small to get past them.
+        let median_s = num(&probe.json, "p50_ms") / 1e3;
+        let mean_s = num(&probe.json, "wall_s") / probe_ticks as f64;
+        let per_tick = if median_s.is_finite() && median_s > 0.0 {
+            median_s
+        } else {
+            mean_s
+        };
         Ok(((opts.target_s() / per_tick.max(1e-7)).ceil() as u64).clamp(5, 200_000))
     }
 
