@@ -256,7 +256,7 @@ impl Bus {
     fn put(&mut self, header: MessageHeader, receiver: u32, payload: &[u8]) -> Result<(), Refusal> {
         let outcome = put_checked(
             &self.config,
-            (&mut self.next.inboxes, 0),
+            &mut self.next.inboxes,
             &self.closed,
             receiver,
             header,
@@ -465,47 +465,60 @@ impl Bus {
     }
 }
 
-/// Appends one record to `receiver`'s next inbox, or says why not.
-/// `inboxes.0` holds the next inboxes of receivers from `inboxes.1` on (all of
-/// them for a [`Bus`], one half for a [`CommitPart`]); `closed` is indexed by
-/// receiver. The checks, in this order, are the bus's for every message:
-/// size, receiver known, receiver open, room. `touched` gets the receiver when
-/// this is its first record.
+/// Whether a copy for `receiver` is admitted, by the bus's checks for every
+/// message, in this order: size, receiver known (`count` is its inbox's
+/// count so far, `None` for an unknown receiver), receiver open (`closed`
+/// is indexed by receiver), room. Shared by [`Bus`] and [`CommitPart`].
+#[inline]
+fn admission(
+    config: &BusConfig,
+    closed: &[bool],
+    receiver: u32,
+    payload_len: usize,
+    count: Option<u32>,
+) -> Result<(), Refusal> {
+    let max = config.max_message_bytes;
+    if payload_len > max as usize {
+        return Err(Refusal::TooLarge {
+            len: payload_len,
+            max,
+        });
+    }
+    let Some(count) = count else {
+        return Err(Refusal::UnknownReceiver { receiver });
+    };
+    if closed.get(receiver as usize) == Some(&true) {
+        return Err(Refusal::ReceiverClosed { receiver });
+    }
+    if count >= config.mailbox_capacity {
+        return Err(Refusal::MailboxFull { receiver });
+    }
+    Ok(())
+}
+
+/// Appends one record to `receiver`'s next inbox (`inboxes` by receiver), or
+/// says why not ([`admission`]). `touched` gets the receiver when this is its
+/// first record.
 #[inline]
 fn put_checked(
     config: &BusConfig,
-    inboxes: (&mut [Inbox], u32),
+    inboxes: &mut [Inbox],
     closed: &[bool],
     receiver: u32,
     header: MessageHeader,
     payload: &[u8],
     touched: &mut Vec<u32>,
 ) -> Result<(), Refusal> {
-    let max = config.max_message_bytes;
-    if payload.len() > max as usize {
-        return Err(Refusal::TooLarge {
-            len: payload.len(),
-            max,
-        });
+    let inbox = inboxes.get_mut(receiver as usize);
+    let count = inbox.as_deref().map(|i| i.count);
+    admission(config, closed, receiver, payload.len(), count)?;
+    if let Some(inbox) = inbox {
+        if inbox.count == 0 && inbox.bytes.is_empty() {
+            touched.push(receiver);
+        }
+        append_record(&mut inbox.bytes, header.encode(), payload);
+        inbox.count += 1;
     }
-    let (inboxes, first) = inboxes;
-    let Some(inbox) = (receiver as usize)
-        .checked_sub(first as usize)
-        .and_then(|local| inboxes.get_mut(local))
-    else {
-        return Err(Refusal::UnknownReceiver { receiver });
-    };
-    if closed.get(receiver as usize) == Some(&true) {
-        return Err(Refusal::ReceiverClosed { receiver });
-    }
-    if inbox.count >= config.mailbox_capacity {
-        return Err(Refusal::MailboxFull { receiver });
-    }
-    if inbox.count == 0 && inbox.bytes.is_empty() {
-        touched.push(receiver);
-    }
-    append_record(&mut inbox.bytes, header.encode(), payload);
-    inbox.count += 1;
     Ok(())
 }
 
@@ -650,32 +663,21 @@ impl<'a> CommitPart<'a> {
     /// counting the copies admitted earlier in this commit (written later,
     /// by [`CommitPart::finish`]).
     fn admit(&mut self, sender: u32, receiver: u32, payload_len: usize) -> Result<(), Refusal> {
-        let max = self.config.max_message_bytes;
-        let outcome = if payload_len > max as usize {
-            Err(Refusal::TooLarge {
-                len: payload_len,
-                max,
-            })
-        } else {
-            let local = (receiver as usize).checked_sub(self.first as usize);
-            match local.and_then(|l| self.inboxes.get(l).map(|inbox| (l, inbox.count))) {
-                None => Err(Refusal::UnknownReceiver { receiver }),
-                Some(_) if self.closed.get(receiver as usize) == Some(&true) => {
-                    Err(Refusal::ReceiverClosed { receiver })
-                }
-                Some((l, count)) => {
-                    let admitted = self.plan.admitted.get(l).copied().unwrap_or(0);
-                    if count.saturating_add(admitted) >= self.config.mailbox_capacity {
-                        Err(Refusal::MailboxFull { receiver })
-                    } else {
-                        if let Some(a) = self.plan.admitted.get_mut(l) {
-                            *a += 1;
-                        }
-                        Ok(())
-                    }
-                }
-            }
-        };
+        let local = (receiver as usize)
+            .checked_sub(self.first as usize)
+            .filter(|&l| l < self.inboxes.len());
+        let count = local.and_then(|l| {
+            let earlier = self.plan.admitted.get(l).copied().unwrap_or(0);
+            self.inboxes
+                .get(l)
+                .map(|inbox| inbox.count.saturating_add(earlier))
+        });
+        let outcome = admission(&self.config, self.closed, receiver, payload_len, count);
+        if outcome.is_ok()
+            && let Some(a) = local.and_then(|l| self.plan.admitted.get_mut(l))
+        {
+            *a += 1;
+        }
         match outcome {
             Ok(()) => self.tally.delivered += 1,
             Err(_) => {
