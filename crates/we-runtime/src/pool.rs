@@ -120,6 +120,16 @@ pub(crate) struct AgentResult {
     pub digest: u64,
 }
 
+impl AgentResult {
+    /// Empties the result for a new phase, keeping the buffers.
+    fn reset(&mut self) {
+        self.emitted.clear();
+        self.fault = None;
+        self.ran = false;
+        self.digest = 0;
+    }
+}
+
 /// One worker's results, one entry per agent it owns, in ascending id order.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
@@ -230,10 +240,7 @@ impl Partition {
     fn run_single(&mut self, j: usize, phase: Phase, shared: &Shared, batch: &mut Batch) {
         let next_effects = batch.results.get(j + 1).map(|r| r.emitted.effects.as_ptr());
         let result = &mut batch.results[j];
-        result.emitted.clear();
-        result.fault = None;
-        result.ran = false;
-        result.digest = 0;
+        result.reset();
         let index = self.specs[j].id.index as usize;
         let flag = shared.run.get(index).copied().unwrap_or(RUN_SKIP);
         let mut phase = phase;
@@ -375,11 +382,7 @@ impl Partition {
         let mut restart = Vec::new();
         let mut run = Vec::with_capacity(len);
         for j in first..first + len {
-            let result = &mut batch.results[j];
-            result.emitted.clear();
-            result.fault = None;
-            result.ran = false;
-            result.digest = 0;
+            batch.results[j].reset();
             let index = self.specs[j].id.index as usize;
             match shared.run.get(index).copied().unwrap_or(RUN_SKIP) {
                 _ if phase == Phase::Init => run.push(j),
