@@ -374,10 +374,7 @@ impl WasmAgent {
     pub(crate) fn abi_version(&mut self) -> Result<u32, FaultKind> {
         let f = self.f_version.clone();
         let mut fuel = 0;
-        let budget = self.guest.fuel_per_call;
-        let v = self
-            .guest
-            .metered(budget, &mut fuel, |store| f.call(store))?;
+        let v = self.metered(&mut fuel, |store| f.call(store))?;
         Ok(v as u32)
     }
 
