@@ -54,9 +54,10 @@ fn packed_agents_log_under_their_own_name() {
     assert!(s.log_lines >= 8, "{} lines", s.log_lines);
 }
 
-/// A ring of 20 (packed 5 to an instance) beside three `hostile-trap` agents
-/// in one pack, of which only group index 1 is hostile (`config`).
-fn ring_and_hostile_pack(config: &str, workers: usize) -> we_runtime::RunSummary {
+/// A ring of 20 (packed 3 to an instance) beside three `hostile-trap` agents
+/// in one pack, of which only group index 1 is hostile (`config`); returns
+/// the faults as (agent, tick, kind).
+fn ring_and_hostile_pack(config: &str, workers: usize) -> Vec<(u32, u64, FaultKind)> {
     let ring = "14000000";
     let groups = [
         Group {
@@ -76,21 +77,18 @@ fn ring_and_hostile_pack(config: &str, workers: usize) -> we_runtime::RunSummary
         reference::ring(20, 8),
         "the ring is untouched (W={workers})"
     );
-    s
+    s.faults
+        .iter()
+        .map(|(a, t, k)| (a.index, *t, k.clone()))
+        .collect()
 }
 
 #[test]
 fn a_trap_faults_its_pack_mates_and_nobody_else() {
     // Mode 2: trap in `agent_step` from tick 3; byte 9: only group index 1.
     let config = "020300000000000000".to_string() + "01";
-    let mut seen = Vec::new();
     for workers in [1, 2] {
-        let s = ring_and_hostile_pack(&config, workers);
-        let faults: Vec<(u32, u64, FaultKind)> = s
-            .faults
-            .iter()
-            .map(|(a, t, k)| (a.index, *t, k.clone()))
-            .collect();
+        let faults = ring_and_hostile_pack(&config, workers);
         let trap = FaultKind::Trap {
             code: "unreachable".to_string(),
         };
@@ -100,7 +98,6 @@ fn a_trap_faults_its_pack_mates_and_nobody_else() {
             vec![(20, 3, trap.clone()), (21, 3, trap.clone()), (22, 3, trap)],
             "W={workers}"
         );
-        seen.push(faults);
     }
     // Unpacked, the same trap takes only the hostile agent.
     let groups = [Group {
@@ -118,12 +115,7 @@ fn an_error_status_stays_with_its_member() {
     // Mode 5: `agent_step` returns status 0x7E from tick 2; only index 1.
     let config = "050200000000000000".to_string() + "01";
     for workers in [1, 2] {
-        let s = ring_and_hostile_pack(&config, workers);
-        let faults: Vec<(u32, u64, FaultKind)> = s
-            .faults
-            .iter()
-            .map(|(a, t, k)| (a.index, *t, k.clone()))
-            .collect();
+        let faults = ring_and_hostile_pack(&config, workers);
         assert_eq!(
             faults,
             vec![(21, 2, FaultKind::ErrorCode(0x7E))],
