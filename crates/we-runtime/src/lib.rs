@@ -18,6 +18,7 @@ mod fanout;
 pub mod faults;
 mod hash;
 mod pool;
+mod recorder;
 mod regions;
 mod run;
 pub mod scenario;

@@ -2,8 +2,8 @@
 
 use crate::fanout;
 use crate::faults::{Fate, Injector};
-use crate::hash;
 use crate::pool::{AgentSpec, Phase, Pool, RUN_RESTART, RUN_SKIP, RUN_STEP, Shared};
+use crate::recorder::{self, Bundle, Chain, DIGEST_PREFIX, Outcome, Recorder, Returned};
 use crate::regions::Regions;
 use crate::scenario::{PolicyName, Scenario};
 use crate::supervise::{Decision, Supervisor};
@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use we_abi::{EffectHeader, Records, msg_kind, op, tensor};
 use we_core::{
-    AgentHost, AgentId, Capabilities, Divergence, FaultKind, InferenceBackend, InferenceRequest,
-    Snapshot, StateObserver, Task, TaskId, TaskKind, Tick, TickRecord, TraceHeader, TraceSink,
+    AgentHost, AgentId, Capabilities, FaultKind, InferenceBackend, InferenceRequest, Snapshot,
+    StateObserver, Task, TaskId, TaskKind, Tick, TickRecord, TraceHeader, TraceSink,
 };
 use we_ipc::{Bus, BusConfig};
 use we_sched::{Policy, SchedConfig, Scheduler};
@@ -164,7 +164,6 @@ pub struct Runtime {
     sched: Scheduler,
     task_seq: u64,
     dispatched: Vec<Task>,
-    trace: Option<Box<dyn TraceSink>>,
     inference: Option<Box<dyn InferenceBackend>>,
     observer: Option<Box<dyn StateObserver>>,
     argmax_models: Vec<String>,
@@ -173,8 +172,15 @@ pub struct Runtime {
     header_notes: Vec<String>,
     next_tick: u64,
     started: bool,
-    digest: [u8; 32],
-    chain_head: [u8; 32],
+    /// The workload digest, the trace chain and the sink; with the
+    /// recording thread while [`Runtime::run`] runs.
+    chain: Chain,
+    /// The recording thread, while [`Runtime::run`] runs (see recorder.rs).
+    recorder: Option<Recorder>,
+    /// The last committed tick, not yet handed to the recording thread.
+    pending: Option<Bundle>,
+    /// Bundles back from the recording thread, for their buffers.
+    free: Vec<Bundle>,
     digest_buf: Vec<u8>,
     /// The bytes of one commit's effects digest, gathered so that blake3 hashes
     /// them in one call (its SIMD path needs whole chunks in one update).
@@ -389,7 +395,6 @@ impl Runtime {
             sched,
             task_seq: 0,
             dispatched: Vec::new(),
-            trace: None,
             inference: None,
             observer: None,
             argmax_models,
@@ -397,8 +402,10 @@ impl Runtime {
             header_notes: Vec::new(),
             next_tick: 0,
             started: false,
-            digest: [0; 32],
-            chain_head: [0; 32],
+            chain: Chain::default(),
+            recorder: None,
+            pending: None,
+            free: Vec::new(),
             digest_buf: Vec::new(),
             effects_buf: Vec::new(),
             last_messages: 0,
@@ -425,7 +432,7 @@ impl Runtime {
 
     /// Records the run into `sink`.
     pub fn set_trace(&mut self, sink: Box<dyn TraceSink>) {
-        self.trace = Some(sink);
+        self.chain.sink = Some(sink);
     }
 
     /// Serves inference requests with `backend`.
@@ -488,7 +495,8 @@ impl Runtime {
         self.started = true;
         self.pool.run(Phase::Init, &self.shared)?;
         self.digest_buf.clear();
-        let init_effects = self.commit(u64::MAX, true)?;
+        self.commit(u64::MAX, true)?;
+        let init_effects = *blake3::hash(&self.effects_buf).as_bytes();
         let mut notes = vec![
             format!("abi_version={}", we_abi::ABI_VERSION),
             format!("init_effects_digest={}", hex(&init_effects)),
@@ -517,7 +525,7 @@ impl Runtime {
             notes.push(format!("signed_by={module}:{key}"));
         }
         notes.append(&mut self.header_notes);
-        if let Some(sink) = self.trace.as_mut() {
+        if let Some(sink) = self.chain.sink.as_mut() {
             // Modules are named as the scenario writes them, so the header (and
             // the chain) does not depend on where the run was started from.
             let modules = self
@@ -557,38 +565,25 @@ impl Runtime {
         let began = Instant::now();
         self.schedule(t)?;
         self.pool.run(Phase::Tick, &self.shared)?;
-        // The digest's whole input in one buffer (`D_{t-1}`, t, the tick's
-        // message encodings), so that it can be hashed on two threads.
+        if self.recorder.is_some() {
+            self.take_buffers()?;
+        }
+        // The digest's whole input in one buffer (`D_{t-1}`, filled in when
+        // recorded, t, the tick's message encodings), so that it can be
+        // hashed on two threads.
         self.digest_buf.clear();
-        self.digest_buf.extend_from_slice(&self.digest);
+        self.digest_buf.extend_from_slice(&[0; DIGEST_PREFIX]);
         self.digest_buf.extend_from_slice(&t.to_le_bytes());
-        let effects_digest = self.commit(t, false)?;
-        self.digest = hash::hash(&self.digest_buf, self.pool.width() >= 2);
+        self.commit(t, false)?;
         self.last_record.tick = Tick(t);
-        self.last_record.effects_digest = effects_digest;
-        self.last_record.workload_digest = self.digest;
-        if let Some(sink) = self.trace.as_mut() {
-            match sink.record(&self.last_record) {
-                Ok(head) => self.chain_head = head,
-                Err(e) => {
-                    return Err(match e.downcast::<Divergence>() {
-                        Ok(d) => {
-                            let actual_effects = d
-                                .agent
-                                .map(|a| self.describe_effects(a))
-                                .unwrap_or_default();
-                            Error::Diverged {
-                                divergence: *d,
-                                actual_effects,
-                            }
-                        }
-                        Err(e) => Error::Trace {
-                            tick: t,
-                            reason: e.to_string(),
-                        },
-                    });
-                }
-            }
+        if self.recorder.is_some() {
+            self.pending = Some(Bundle {
+                record: std::mem::take(&mut self.last_record),
+                digest_buf: std::mem::take(&mut self.digest_buf),
+                effects_buf: std::mem::take(&mut self.effects_buf),
+            });
+        } else {
+            self.record_here(t)?;
         }
         self.next_tick = t + 1;
         if let Some(e) = self.abort.take() {
@@ -597,8 +592,6 @@ impl Runtime {
             return Err(e);
         }
         self.summary.ticks = self.next_tick;
-        self.summary.workload_digest = self.digest;
-        self.summary.chain_head = self.chain_head;
         let ns = began.elapsed().as_nanos() as u64;
         self.times.ns.push(ns);
         if self.observer.is_some() {
@@ -636,7 +629,7 @@ impl Runtime {
                 messages_last_tick: self.last_record.messages,
                 messages_total: self.summary.messages_delivered,
                 tick_time_ns: ns,
-                chain_head: self.chain_head,
+                chain_head: self.chain.head,
                 log_tail: self.log_tail.iter().rev().take(20).rev().cloned().collect(),
             };
             observer.publish(&snapshot);
@@ -650,13 +643,120 @@ impl Runtime {
         self.start()?;
         self.summary.init_s = init_began.elapsed().as_secs_f64();
         let began = Instant::now();
-        while !self.finished() {
-            let t = self.step()?;
-            progress(t);
+        // The UI's snapshots carry each tick's chain head: with an observer
+        // every tick is recorded before the next one runs.
+        if self.observer.is_none() && self.recorder.is_none() {
+            match Recorder::spawn(std::mem::take(&mut self.chain)) {
+                Ok(recorder) => self.recorder = Some(recorder),
+                // No thread to be had: record on this one.
+                Err(chain) => self.chain = chain,
+            }
         }
+        let mut ran = Ok(());
+        while !self.finished() {
+            match self.step() {
+                Ok(t) => progress(t),
+                Err(e) => {
+                    ran = Err(e);
+                    break;
+                }
+            }
+        }
+        // Every committed tick is recorded before the run reports anything,
+        // a failure included; a trace that could not be written comes first.
+        let recorded = self.stop_recording();
         self.summary.wall_s = began.elapsed().as_secs_f64();
+        recorded?;
+        ran?;
         self.shutdown()?;
         Ok(self.summary.clone())
+    }
+
+    /// Records the tick just committed on this thread.
+    fn record_here(&mut self, t: u64) -> Result<()> {
+        let mut bundle = Bundle {
+            record: std::mem::take(&mut self.last_record),
+            digest_buf: std::mem::take(&mut self.digest_buf),
+            effects_buf: std::mem::take(&mut self.effects_buf),
+        };
+        let recorded = self.chain.record(&mut bundle, self.pool.width() >= 2);
+        self.last_record = bundle.record;
+        self.digest_buf = bundle.digest_buf;
+        self.effects_buf = bundle.effects_buf;
+        self.summary.workload_digest = self.chain.digest;
+        recorded.map_err(|e| recorder::sink_error(t, e, |a| self.describe_effects(a)))?;
+        self.summary.chain_head = self.chain.head;
+        Ok(())
+    }
+
+    /// With the recording thread: hands it the last committed tick and puts
+    /// free buffers in place for this tick's commit.
+    fn take_buffers(&mut self) -> Result<()> {
+        let Some(recorder) = self.recorder.as_mut() else {
+            return Ok(());
+        };
+        let mut back = Vec::new();
+        if let Some(bundle) = self.pending.take() {
+            back.extend(recorder.submit(bundle)?);
+        }
+        back.extend(std::iter::from_fn(|| recorder.try_take()));
+        for returned in back {
+            self.absorb(returned)?;
+        }
+        let fresh = self.free.pop().unwrap_or_default();
+        self.last_record = fresh.record;
+        self.digest_buf = fresh.digest_buf;
+        self.effects_buf = fresh.effects_buf;
+        Ok(())
+    }
+
+    /// Takes a tick back from the recording thread: its digests into the
+    /// summary, its buffers for reuse.
+    fn absorb(&mut self, returned: Returned) -> Result<()> {
+        self.free.push(returned.bundle);
+        match returned.outcome {
+            Outcome::Recorded { digest, head } => {
+                self.chain.digest = digest;
+                self.chain.head = head;
+                self.summary.workload_digest = digest;
+                self.summary.chain_head = head;
+                Ok(())
+            }
+            Outcome::Failed(e) => Err(e),
+            Outcome::Skipped => Ok(()),
+        }
+    }
+
+    /// Records every tick handed over or pending, stops the recording thread
+    /// and takes the chain back. The first recording failure is returned.
+    fn stop_recording(&mut self) -> Result<()> {
+        let Some(mut recorder) = self.recorder.take() else {
+            return Ok(());
+        };
+        let mut first = Ok(());
+        if let Some(bundle) = self.pending.take() {
+            match recorder.submit(bundle) {
+                Ok(Some(earlier)) => first = self.absorb(earlier),
+                Ok(None) => {}
+                Err(e) => first = Err(e),
+            }
+        }
+        let (chain, returned) = recorder.finish()?;
+        for r in returned {
+            let absorbed = self.absorb(r);
+            if first.is_ok() {
+                first = absorbed;
+            }
+        }
+        // The digests as recorded (`absorb` saw the same), and the sink back.
+        self.chain = chain;
+        if let Some(last) = self.free.pop() {
+            self.last_record = last.record;
+            self.digest_buf = last.digest_buf;
+            self.effects_buf = last.effects_buf;
+        }
+        self.free.clear();
+        first
     }
 
     /// Calls `agent_shutdown` on every live agent and closes the trace.
@@ -675,7 +775,7 @@ impl Runtime {
                 self.record_fault(i, t, kind);
             }
         }
-        if let Some(sink) = self.trace.as_mut() {
+        if let Some(sink) = self.chain.sink.as_mut() {
             sink.finish().map_err(|e| Error::Trace {
                 tick: t,
                 reason: e.to_string(),
@@ -865,7 +965,7 @@ impl Runtime {
 
     /// Commits the results of the last phase in agent id order. Returns the
     /// blake3 of every committed effect. `t == u64::MAX` marks the init phase.
-    fn commit(&mut self, t: u64, init: bool) -> Result<[u8; 32]> {
+    fn commit(&mut self, t: u64, init: bool) -> Result<()> {
         let mut record = std::mem::take(&mut self.last_record);
         record.faults.clear();
         record.inference.clear();
@@ -1227,9 +1327,8 @@ impl Runtime {
         if init {
             self.last_record.agent_digests.clear();
         }
-        let effects_digest = *blake3::hash(&effects_buf).as_bytes();
         self.effects_buf = effects_buf;
-        Ok(effects_digest)
+        Ok(())
     }
 
     /// Runs the tick's inference requests and commits their results as messages

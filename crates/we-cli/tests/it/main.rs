@@ -12,6 +12,7 @@ mod hostile;
 mod infer;
 mod packs;
 mod predator_prey;
+mod recording;
 mod reference;
 mod regions;
 mod replay;

@@ -1,0 +1,227 @@
+//! Recording a committed tick: its workload digest, its effects digest and its
+//! trace record.
+//!
+//! None of the three feeds the next tick: the commit decides every delivery,
+//! and the digests and the trace only describe it. So [`Runtime::run`]
+//! records on a thread of its own, one tick behind the tick loop: tick t is
+//! handed over once tick t+1's agents have run, and is recorded while the
+//! orchestrator commits t+1, when the workers' cores would otherwise wait.
+//! At most one tick is being recorded while another waits to be, so the trace
+//! is never more than two ticks behind, and a run that stops (finished, given
+//! up, or failed) records every tick it committed before it returns.
+//!
+//! The bytes, the chain and the trace file are the same whichever thread
+//! records: both paths run [`Chain::record`]. [`Runtime::step`] called on its
+//! own (replay, the UI) records on the orchestrator's thread, so that a
+//! verifying sink can stop at the diverging tick and name the agent's effects.
+//!
+//! [`Runtime::run`]: crate::Runtime::run
+//! [`Runtime::step`]: crate::Runtime::step
+
+use crate::hash;
+use crate::{Error, Result};
+use crossbeam_channel::{Receiver, Sender, bounded};
+use std::thread::JoinHandle;
+use we_core::{BoxError, TickRecord, TraceSink};
+
+/// Bytes of the previous workload digest at the head of [`Bundle::digest_buf`].
+pub(crate) const DIGEST_PREFIX: usize = 32;
+
+/// One committed tick, as the commit left it.
+#[derive(Debug, Default)]
+pub(crate) struct Bundle {
+    /// The tick's record; its digests are filled in by [`Chain::record`].
+    pub(crate) record: TickRecord,
+    /// [`DIGEST_PREFIX`] bytes for `D_{t-1}`, then t and the encodings of
+    /// the tick's messages in commit order (`shared/workloads.md`).
+    pub(crate) digest_buf: Vec<u8>,
+    /// What the effects digest hashes: t, then every agent's effects.
+    pub(crate) effects_buf: Vec<u8>,
+}
+
+/// The running digests and the trace.
+#[derive(Default)]
+pub(crate) struct Chain {
+    /// Workload digest after the last recorded tick.
+    pub(crate) digest: [u8; 32],
+    /// Trace chain head after the last recorded tick (zero without a trace).
+    pub(crate) head: [u8; 32],
+    pub(crate) sink: Option<Box<dyn TraceSink>>,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("digest", &self.digest)
+            .field("head", &self.head)
+            .field("sink", &self.sink.is_some())
+            .finish()
+    }
+}
+
+impl Chain {
+    /// Digests the bundle's tick and appends its record to the trace. On a
+    /// sink error the digest has advanced but the chain head has not.
+    pub(crate) fn record(&mut self, b: &mut Bundle, parallel: bool) -> Result<(), BoxError> {
+        if let Some(prefix) = b.digest_buf.get_mut(..DIGEST_PREFIX) {
+            prefix.copy_from_slice(&self.digest);
+        }
+        self.digest = hash::hash(&b.digest_buf, parallel);
+        b.record.effects_digest = *blake3::hash(&b.effects_buf).as_bytes();
+        b.record.workload_digest = self.digest;
+        if let Some(sink) = self.sink.as_mut() {
+            self.head = sink.record(&b.record)?;
+        }
+        Ok(())
+    }
+}
+
+/// The error a sink gave for a tick, as the runtime reports it.
+pub(crate) fn sink_error(
+    tick: u64,
+    e: BoxError,
+    actual_effects: impl FnOnce(u32) -> String,
+) -> Error {
+    match e.downcast::<we_core::Divergence>() {
+        Ok(d) => {
+            let actual_effects = d.agent.map(actual_effects).unwrap_or_default();
+            Error::Diverged {
+                divergence: *d,
+                actual_effects,
+            }
+        }
+        Err(e) => Error::Trace {
+            tick,
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// What the recording thread says of one bundle.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Recorded: the workload digest and chain head after it.
+    Recorded { digest: [u8; 32], head: [u8; 32] },
+    /// The sink failed on this tick; nothing after it is recorded.
+    Failed(Error),
+    /// Not recorded because an earlier tick failed.
+    Skipped,
+}
+
+/// A bundle back from the recording thread, its buffers free for reuse.
+#[derive(Debug)]
+pub(crate) struct Returned {
+    pub(crate) bundle: Bundle,
+    pub(crate) outcome: Outcome,
+}
+
+/// The recording thread and the bundles in its hands.
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    to: Option<Sender<Bundle>>,
+    back: Receiver<Returned>,
+    thread: Option<JoinHandle<Chain>>,
+    in_flight: usize,
+}
+
+impl Recorder {
+    /// Starts a thread that records with `chain`; the chain back if no
+    /// thread can be had.
+    pub(crate) fn spawn(chain: Chain) -> std::result::Result<Self, Chain> {
+        let (to, from_main) = bounded::<Bundle>(2);
+        let (to_main, back) = bounded::<Returned>(4);
+        let (give, take) = bounded::<Chain>(1);
+        let spawned = std::thread::Builder::new()
+            .name("we-recorder".into())
+            .spawn(move || {
+                let Ok(mut chain) = take.recv() else {
+                    return Chain::default();
+                };
+                let mut failed = false;
+                while let Ok(mut bundle) = from_main.recv() {
+                    let outcome = if failed {
+                        Outcome::Skipped
+                    } else {
+                        match chain.record(&mut bundle, false) {
+                            Ok(()) => Outcome::Recorded {
+                                digest: chain.digest,
+                                head: chain.head,
+                            },
+                            Err(e) => {
+                                failed = true;
+                                // The agent's effects are gone by now.
+                                Outcome::Failed(sink_error(bundle.record.tick.0, e, |_| {
+                                    String::new()
+                                }))
+                            }
+                        }
+                    };
+                    if to_main.send(Returned { bundle, outcome }).is_err() {
+                        break;
+                    }
+                }
+                chain
+            });
+        let Ok(thread) = spawned else {
+            return Err(chain);
+        };
+        give.send(chain).map_err(|e| e.into_inner())?;
+        Ok(Self {
+            to: Some(to),
+            back,
+            thread: Some(thread),
+            in_flight: 0,
+        })
+    }
+
+    /// Hands a bundle over. With one already in the recorder's hands, first
+    /// waits for it and returns it.
+    pub(crate) fn submit(&mut self, bundle: Bundle) -> Result<Option<Returned>> {
+        let earlier = if self.in_flight >= 1 {
+            Some(self.wait()?)
+        } else {
+            None
+        };
+        let to = self
+            .to
+            .as_ref()
+            .ok_or(Error::Internal("the recording thread was stopped"))?;
+        to.send(bundle)
+            .map_err(|_| Error::Internal("the recording thread stopped"))?;
+        self.in_flight += 1;
+        Ok(earlier)
+    }
+
+    /// A bundle the recorder is done with, if one is back already.
+    pub(crate) fn try_take(&mut self) -> Option<Returned> {
+        let r = self.back.try_recv().ok()?;
+        self.in_flight -= 1;
+        Some(r)
+    }
+
+    fn wait(&mut self) -> Result<Returned> {
+        let r = self
+            .back
+            .recv()
+            .map_err(|_| Error::Internal("the recording thread stopped"))?;
+        self.in_flight -= 1;
+        Ok(r)
+    }
+
+    /// Waits for every bundle handed over, stops the thread and gives the
+    /// chain back with the bundles, in tick order.
+    pub(crate) fn finish(mut self) -> Result<(Chain, Vec<Returned>)> {
+        let mut returned = Vec::with_capacity(self.in_flight);
+        while self.in_flight > 0 {
+            returned.push(self.wait()?);
+        }
+        self.to = None;
+        let chain = self
+            .thread
+            .take()
+            .ok_or(Error::Internal("the recording thread was stopped"))?
+            .join()
+            .map_err(|_| Error::Internal("the recording thread panicked"))?;
+        Ok((chain, returned))
+    }
+}
