@@ -913,6 +913,27 @@ pub mod tensor {
         Ok((&b[4..4 + name_len], count, &b[4 + name_len..]))
     }
 
+    /// The `argmax` post-processing of a model's results: the index of the
+    /// greatest of the little-endian f32 values in `data` (the first output's
+    /// data, flattened), the lowest on a tie; a NaN is never greater. `None`
+    /// for empty data.
+    pub fn argmax_f32_le(data: &[u8]) -> Option<usize> {
+        let mut best = None;
+        let mut best_v = f32::NEG_INFINITY;
+        for (k, chunk) in data.chunks_exact(4).enumerate() {
+            let v = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+            if best.is_none() || v > best_v {
+                best = Some(k);
+                best_v = v;
+            }
+        }
+        best
+    }
+
+    /// What the `argmax` post-processing says of a result whose first output
+    /// is not a non-empty f32 tensor.
+    pub const ARGMAX_NOT_F32: &str = "argmax: the first output is not a non-empty f32 tensor";
+
     /// Splits a result payload into tensor count and tensor bytes.
     pub fn read_result_header(b: &[u8]) -> Result<(u16, &[u8]), TensorError> {
         if b.len() < 4 {

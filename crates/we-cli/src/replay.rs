@@ -10,7 +10,7 @@ use crate::{build, hex, sandbox_config};
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use we_core::{InferenceBackend, InferenceRequest, InferenceResult, Tick, TickRecord};
+use we_core::{InferenceBackend, InferenceRequest, InferenceResult, Postprocess, Tick, TickRecord};
 use we_replay::{Chain, TraceReader};
 use we_runtime::{RunOptions, Runtime, Scenario};
 
@@ -45,27 +45,34 @@ struct RecordedInference {
 }
 
 impl InferenceBackend for RecordedInference {
-    fn run(&mut self, tick: Tick, requests: &[InferenceRequest]) -> Vec<InferenceResult> {
+    fn run_into(
+        &mut self,
+        tick: Tick,
+        requests: &[InferenceRequest],
+        results: &mut Vec<InferenceResult>,
+    ) {
         let recorded = self.by_tick.remove(&tick.0).unwrap_or_default();
-        requests
-            .iter()
-            .enumerate()
-            .map(|(i, r)| match recorded.get(i) {
-                Some(res) if res.agent == r.agent && res.tag == r.tag => res.clone(),
-                _ => InferenceResult {
-                    agent: r.agent,
-                    tag: r.tag,
-                    outcome: Err(format!(
-                        "replay: no recorded result for request {i} of tick {} (agent {}, tag {})",
-                        tick.0, r.agent.index, r.tag
-                    )),
-                },
-            })
-            .collect()
+        results.clear();
+        results.extend(requests.iter().enumerate().map(|(i, r)| match recorded.get(i) {
+            Some(res) if res.agent == r.agent && res.tag == r.tag => res.clone(),
+            _ => InferenceResult {
+                agent: r.agent,
+                tag: r.tag,
+                outcome: Err(format!(
+                    "replay: no recorded result for request {i} of tick {} (agent {}, tag {})",
+                    tick.0, r.agent.index, r.tag
+                )),
+            },
+        }));
     }
 
     fn describe(&self) -> String {
         "recorded (results fed back from the trace)".to_string()
+    }
+
+    /// The trace holds the payloads as delivered, post-processing done.
+    fn postprocess(&mut self, _model: &str, _post: Postprocess) -> bool {
+        true
     }
 }
 

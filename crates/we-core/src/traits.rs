@@ -339,10 +339,43 @@ pub struct InferenceResult {
 /// Serves inference requests. Requests of one tick come in commit order; the
 /// results must come back in the same order, one per request.
 pub trait InferenceBackend: Send {
-    /// Runs the requests of one tick.
-    fn run(&mut self, tick: Tick, requests: &[InferenceRequest]) -> Vec<InferenceResult>;
+    /// Runs the requests of one tick into `results`: one result per request,
+    /// in request order. `results` comes holding an earlier tick's results,
+    /// whose buffers a backend may reuse; every entry is overwritten and the
+    /// length set to the number of requests.
+    fn run_into(
+        &mut self,
+        tick: Tick,
+        requests: &[InferenceRequest],
+        results: &mut Vec<InferenceResult>,
+    );
+    /// Runs the requests of one tick; [`InferenceBackend::run_into`] into a
+    /// new vector.
+    fn run(&mut self, tick: Tick, requests: &[InferenceRequest]) -> Vec<InferenceResult> {
+        let mut results = Vec::with_capacity(requests.len());
+        self.run_into(tick, requests, &mut results);
+        results
+    }
     /// Which execution provider serves requests and why; recorded in the trace header.
     fn describe(&self) -> String;
+    /// Asks the backend to apply `post` to every result of `model` itself, so
+    /// that what it returns for `model` is the payload delivered. Returns
+    /// whether it will; by default it will not, and the runtime applies it.
+    fn postprocess(&mut self, model: &str, post: Postprocess) -> bool {
+        let _ = (model, post);
+        false
+    }
+}
+
+/// What a model's results go through before they are delivered (the
+/// scenario's `[inference.postprocess]`). The trace records the delivered
+/// payloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Postprocess {
+    /// The index of the greatest value of the first output, an f32 tensor
+    /// (lowest index on a tie), as a little-endian `u64`; an error result if
+    /// that output is not a non-empty f32 tensor.
+    Argmax,
 }
 
 /// What a trace starts with.
@@ -384,7 +417,8 @@ pub struct TickRecord {
     pub agent_digests: Vec<u64>,
     /// Faults of the tick as `(agent, kind)`.
     pub faults: Vec<(AgentId, FaultKind)>,
-    /// Inference results delivered at the next tick, in commit order.
+    /// Inference results delivered at the next tick, in commit order, as
+    /// delivered: the scenario's post-processing done.
     pub inference: Vec<InferenceResult>,
     /// External inputs that became tasks in this tick.
     pub inputs: Vec<Vec<u8>>,

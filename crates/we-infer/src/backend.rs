@@ -13,17 +13,22 @@
 //! the requests' bytes alone, never on timing, so the grouping and the results are
 //! reproducible.
 //!
+//! A model the runtime asks to post-process with `argmax` gets each request's
+//! argmax straight from the output tensor, as the 8-byte payload delivered.
+//!
 //! Hot path: input buffers live with the resident model and are reused from tick
 //! to tick, group and scratch vectors live in the backend; per request the
-//! backend parses the tensor headers twice (validate, then copy) and allocates
-//! exactly one vector, the result payload, sized up front.
+//! backend parses the tensor headers once (validation notes where each input's
+//! data lies, and the batch is filled from there), and result payloads reuse
+//! the buffers of the results it is handed back, so a steady run allocates
+//! nothing per request.
 
 use std::panic::AssertUnwindSafe;
 
 use ort::session::SessionInputValue;
 use ort::value::TensorRef;
 use we_abi::tensor::{self as abi, TensorView, Tensors};
-use we_core::{InferenceBackend, InferenceRequest, InferenceResult, Tick};
+use we_core::{InferenceBackend, InferenceRequest, InferenceResult, Postprocess, Tick};
 
 use crate::error::Result;
 use crate::manager::{Buffer, ManagerConfig, ModelManager, Resident};
@@ -35,6 +40,8 @@ use crate::runtime;
 pub struct OrtBackend {
     manager: ModelManager,
     scratch: Scratch,
+    /// Models whose results are their first output's argmax.
+    argmax: Vec<String>,
 }
 
 /// Vectors reused across ticks.
@@ -54,6 +61,11 @@ struct Scratch {
     batch: Vec<(usize, u64)>,
     /// Which inputs a request has given so far.
     seen: Vec<bool>,
+    /// Where each input's data lies in a valid request's tensor bytes:
+    /// `(start, len)` at `request * inputs + input` of the group being run.
+    spans: Vec<(usize, usize)>,
+    /// Result payload buffers free for reuse.
+    payloads: Vec<Vec<u8>>,
     /// Per output of the batch just run: little-endian element bytes and dims.
     outputs: Vec<OutputScratch>,
 }
@@ -72,6 +84,7 @@ impl OrtBackend {
         Self {
             manager,
             scratch: Scratch::default(),
+            argmax: Vec::new(),
         }
     }
 
@@ -94,27 +107,38 @@ impl OrtBackend {
         &mut self.manager
     }
 
-    /// Runs one tick's requests; see the module docs.
-    pub fn run_requests(&mut self, requests: &[InferenceRequest]) -> Vec<InferenceResult> {
-        let mut results: Vec<InferenceResult> = requests
-            .iter()
-            .map(|r| InferenceResult {
-                agent: r.agent,
-                tag: r.tag,
-                outcome: Err(String::new()),
-            })
-            .collect();
+    /// Runs one tick's requests into `results`; see the module docs.
+    pub fn run_requests(
+        &mut self,
+        requests: &[InferenceRequest],
+        results: &mut Vec<InferenceResult>,
+    ) {
+        // Earlier payloads become free buffers; every outcome is set below.
+        let free = &mut self.scratch.payloads;
+        results.truncate(requests.len());
+        for (res, req) in results.iter_mut().zip(requests) {
+            if let Ok(payload) = std::mem::replace(&mut res.outcome, Err(String::new())) {
+                free.push(payload);
+            }
+            res.agent = req.agent;
+            res.tag = req.tag;
+        }
+        let have = results.len();
+        results.extend(requests[have..].iter().map(|r| InferenceResult {
+            agent: r.agent,
+            tag: r.tag,
+            outcome: Err(String::new()),
+        }));
         self.scratch.group(requests);
         for g in 0..self.scratch.group_count {
             let Some(members) = self.scratch.groups.get_mut(g).map(std::mem::take) else {
                 continue;
             };
-            self.run_group(requests, &members, &mut results);
+            self.run_group(requests, &members, results);
             if let Some(slot) = self.scratch.groups.get_mut(g) {
                 *slot = members;
             }
         }
-        results
     }
 
     /// Runs the requests of one model.
@@ -127,6 +151,7 @@ impl OrtBackend {
         let Some(model) = members.first().and_then(|&i| requests.get(i)) else {
             return;
         };
+        let argmax = self.argmax.contains(&model.model);
         let resident = match self.manager.acquire(&model.model) {
             Ok(r) => r,
             Err(e) => {
@@ -146,9 +171,16 @@ impl OrtBackend {
             .sum();
         s.valid.clear();
         s.keys.clear();
+        let inputs = resident.entry.inputs.len();
+        s.spans.clear();
+        s.spans.resize(requests.len() * inputs, (0, 0));
         for &i in members {
             let Some(req) = requests.get(i) else { continue };
-            match validate(&resident.entry, req, &mut s.seen, &mut s.keys) {
+            let spans = s
+                .spans
+                .get_mut(i * inputs..(i + 1) * inputs)
+                .unwrap_or_default();
+            match validate(&resident.entry, req, &mut s.seen, &mut s.keys, spans) {
                 Ok(rows) => s.valid.push((i, rows)),
                 Err(problem) => {
                     s.keys.truncate(s.valid.len() * key_len);
@@ -165,7 +197,8 @@ impl OrtBackend {
             for v in 0..s.valid.len() {
                 s.batch.clear();
                 s.batch.extend(s.valid.get(v).copied());
-                execute(resident, requests, &s.batch, false, &mut s.outputs, results);
+                let (batch, run) = s.batch_run(argmax);
+                execute(resident, requests, batch, false, run, results);
             }
             return;
         }
@@ -186,22 +219,59 @@ impl OrtBackend {
                 }
             }
             std::mem::swap(&mut s.pending, &mut s.rest);
-            execute(resident, requests, &s.batch, true, &mut s.outputs, results);
+            let (batch, run) = s.batch_run(argmax);
+            execute(resident, requests, batch, true, run, results);
         }
     }
 }
 
 impl InferenceBackend for OrtBackend {
-    fn run(&mut self, _tick: Tick, requests: &[InferenceRequest]) -> Vec<InferenceResult> {
-        self.run_requests(requests)
+    fn run_into(
+        &mut self,
+        _tick: Tick,
+        requests: &[InferenceRequest],
+        results: &mut Vec<InferenceResult>,
+    ) {
+        self.run_requests(requests, results);
     }
 
     fn describe(&self) -> String {
         self.manager.describe()
     }
+
+    fn postprocess(&mut self, model: &str, post: Postprocess) -> bool {
+        match post {
+            Postprocess::Argmax => {
+                if !self.argmax.iter().any(|m| m == model) {
+                    self.argmax.push(model.to_string());
+                }
+                true
+            }
+        }
+    }
+}
+
+/// What running one batch needs besides the requests and results.
+struct Run<'a> {
+    outputs: &'a mut Vec<OutputScratch>,
+    payloads: &'a mut Vec<Vec<u8>>,
+    spans: &'a [(usize, usize)],
+    /// Results are the first output's argmax.
+    argmax: bool,
 }
 
 impl Scratch {
+    /// The batch formed and what running it needs.
+    fn batch_run(&mut self, argmax: bool) -> (&[(usize, u64)], Run<'_>) {
+        let run = Run {
+            outputs: &mut self.outputs,
+            payloads: &mut self.payloads,
+            spans: &self.spans,
+            argmax,
+        };
+        (&self.batch, run)
+    }
+
     /// Groups request indices by model name, groups in order of first appearance.
     fn group(&mut self, requests: &[InferenceRequest]) {
         self.group_count = 0;
@@ -242,6 +312,7 @@ fn validate(
     req: &InferenceRequest,
     seen: &mut Vec<bool>,
     keys: &mut Vec<u64>,
+    spans: &mut [(usize, usize)],
 ) -> Result<u64, String> {
     let n = entry.inputs.len();
     if usize::from(req.tensor_count) != n {
@@ -272,6 +343,11 @@ fn validate(
         }
         if let Some(s) = seen.get_mut(idx) {
             *s = true;
+        }
+        if let Some(span) = spans.get_mut(idx) {
+            // `view.data` lies within `req.inputs`.
+            let start = (view.data.as_ptr() as usize).wrapping_sub(req.inputs.as_ptr() as usize);
+            *span = (start, view.data.len());
         }
         let dtype = DType::from_abi_code(view.dtype);
         if dtype != Some(spec.dtype) {
@@ -360,14 +436,16 @@ fn execute(
     requests: &[InferenceRequest],
     batch: &[(usize, u64)],
     batched: bool,
-    outputs: &mut Vec<OutputScratch>,
+    mut run: Run<'_>,
     results: &mut [InferenceResult],
 ) {
     if batch.is_empty() {
         return;
     }
+    let spans = run.spans;
+    let outputs = &mut *run.outputs;
     let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        fill_inputs(resident, requests, batch, batched);
+        fill_inputs(resident, requests, batch, batched, spans);
         run_session(resident, batch, batched, outputs)
     }));
     let failure = match ran {
@@ -381,7 +459,12 @@ fn execute(
     if let Some(reason) = failure {
         if batch.len() > 1 {
             for one in batch.chunks(1) {
-                execute(resident, requests, one, batched, outputs, results);
+                let again = Run {
+                    outputs: &mut *run.outputs,
+                    payloads: &mut *run.payloads,
+                    ..run
+                };
+                execute(resident, requests, one, batched, again, results);
             }
         } else {
             for &(i, _) in batch {
@@ -397,15 +480,17 @@ fn execute(
         }
         return;
     }
-    split_outputs(resident, batch, batched, outputs, results);
+    split_outputs(resident, batch, batched, &mut run, results);
 }
 
-/// Concatenates the batch's inputs into the model's reusable buffers.
+/// Concatenates the batch's inputs into the model's reusable buffers, from
+/// where validation found each input's data.
 fn fill_inputs(
     resident: &mut Resident,
     requests: &[InferenceRequest],
     batch: &[(usize, u64)],
     batched: bool,
+    spans: &[(usize, usize)],
 ) {
     let total_rows: u64 = batch.iter().map(|&(_, rows)| rows).sum();
     for buf in &mut resident.inputs {
@@ -415,8 +500,9 @@ fn fill_inputs(
             Buffer::I64(v) => v.clear(),
         }
     }
-    for (n, &(i, _)) in batch.iter().enumerate() {
-        let Some(req) = requests.get(i) else { continue };
+    // Dims come from the batch's first request (the rest share its trailing
+    // dims; dim 0 is the batch's rows).
+    if let Some(req) = batch.first().and_then(|&(i, _)| requests.get(i)) {
         // Validated already: every tensor parses and names a distinct input.
         for view in Tensors::new(&req.inputs).flatten() {
             let Ok(idx) = input_index(&resident.entry, &view) else {
@@ -425,22 +511,28 @@ fn fill_inputs(
             let Some(buf) = resident.inputs.get_mut(idx) else {
                 continue;
             };
-            if n == 0 {
-                buf.dims
-                    .extend((0..view.rank()).map(|d| view.dim(d) as i64));
-                if batched && let Some(d0) = buf.dims.first_mut() {
-                    *d0 = total_rows as i64;
-                }
+            buf.dims
+                .extend((0..view.rank()).map(|d| view.dim(d) as i64));
+            if batched && let Some(d0) = buf.dims.first_mut() {
+                *d0 = total_rows as i64;
             }
+        }
+    }
+    let n = resident.inputs.len();
+    for (idx, buf) in resident.inputs.iter_mut().enumerate() {
+        for &(i, _) in batch {
+            let Some(req) = requests.get(i) else { continue };
+            let data = spans
+                .get(i * n + idx)
+                .and_then(|&(start, len)| req.inputs.get(start..start + len))
+                .unwrap_or_default();
             match &mut buf.data {
                 Buffer::F32(v) => v.extend(
-                    view.data
-                        .chunks_exact(4)
+                    data.chunks_exact(4)
                         .map(|c| <[u8; 4]>::try_from(c).map_or(0.0, f32::from_le_bytes)),
                 ),
                 Buffer::I64(v) => v.extend(
-                    view.data
-                        .chunks_exact(8)
+                    data.chunks_exact(8)
                         .map(|c| <[u8; 8]>::try_from(c).map_or(0, i64::from_le_bytes)),
                 ),
             }
@@ -534,15 +626,17 @@ fn run_session(
     Ok(())
 }
 
-/// Writes each request's result payload from the batch outputs.
+/// Writes each request's result payload from the batch outputs: its rows of
+/// every output, or with `argmax` the argmax of its rows of the first.
 fn split_outputs(
     resident: &Resident,
     batch: &[(usize, u64)],
     batched: bool,
-    outputs: &mut [OutputScratch],
+    run: &mut Run<'_>,
     results: &mut [InferenceResult],
 ) {
     let specs = &resident.entry.outputs;
+    let outputs = &mut *run.outputs;
     let Ok(count) = u16::try_from(specs.len()) else {
         let reason = format!(
             "model `{}` has {} outputs, more than a result can carry (65535)",
@@ -557,28 +651,43 @@ fn split_outputs(
     let mut row = 0usize;
     for &(i, rows) in batch {
         let rows_usize = rows as usize;
+        let rows_of = |o: &OutputScratch| -> std::ops::Range<usize> {
+            if batched {
+                row * o.row_bytes..(row + rows_usize) * o.row_bytes
+            } else {
+                0..o.bytes.len()
+            }
+        };
+        let mut payload = run.payloads.pop().unwrap_or_default();
+        payload.clear();
+        if run.argmax {
+            let first = specs.first().zip(outputs.first());
+            let best = first
+                .filter(|(spec, _)| spec.dtype == DType::F32)
+                .and_then(|(_, o)| abi::argmax_f32_le(o.bytes.get(rows_of(o))?));
+            row += rows_usize;
+            match best {
+                Some(a) => payload.extend_from_slice(&(a as u64).to_le_bytes()),
+                None => {
+                    run.payloads.push(payload);
+                    set(results, i, Err(abi::ARGMAX_NOT_F32.to_string()));
+                    continue;
+                }
+            }
+            set(results, i, Ok(payload));
+            continue;
+        }
         let mut size = 4;
         for (spec, o) in specs.iter().zip(outputs.iter()) {
-            let data = if batched {
-                o.row_bytes * rows_usize
-            } else {
-                o.bytes.len()
-            };
-            size += 8 + 8 * o.dims.len() + spec.name.len() + data;
+            size += 8 + 8 * o.dims.len() + spec.name.len() + rows_of(o).len();
         }
-        let mut payload = Vec::with_capacity(size);
+        payload.reserve(size);
         abi::write_result_header(&mut payload, count);
         for (spec, o) in specs.iter().zip(outputs.iter_mut()) {
-            let data = if batched {
-                if let Some(d0) = o.dims.first_mut() {
-                    *d0 = rows;
-                }
-                o.bytes
-                    .get(row * o.row_bytes..(row + rows_usize) * o.row_bytes)
-                    .unwrap_or(&[])
-            } else {
-                o.bytes.as_slice()
-            };
+            if batched && let Some(d0) = o.dims.first_mut() {
+                *d0 = rows;
+            }
+            let data = o.bytes.get(rows_of(o)).unwrap_or(&[]);
             abi::write_tensor(
                 &mut payload,
                 &spec.name,

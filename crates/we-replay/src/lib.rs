@@ -91,8 +91,10 @@ pub use writer::{FsyncPolicy, TraceWriter};
 
 /// The eight bytes every trace starts with.
 pub const MAGIC: [u8; 8] = *b"WETRACE\0";
-/// The format version this crate writes and the only one it reads.
-pub const FORMAT_VERSION: u32 = 2;
+/// The format version this crate writes and the only one it reads. Version 3
+/// records inference results as delivered, post-processing (`argmax`) done;
+/// version 2 recorded the backend's raw tensors.
+pub const FORMAT_VERSION: u32 = 3;
 /// Largest header body accepted (64 MiB); the header holds the scenario file.
 pub const MAX_HEADER_BODY_LEN: u32 = 64 << 20;
 /// Largest record body accepted (256 MiB).

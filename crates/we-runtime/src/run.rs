@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use we_abi::{EffectHeader, Records, msg_kind, op, tensor};
 use we_core::{
-    AgentHost, AgentId, Capabilities, FaultKind, InferenceBackend, InferenceRequest, Snapshot,
-    StateObserver, Task, TaskId, TaskKind, Tick, TickRecord, TraceHeader, TraceSink,
+    AgentHost, AgentId, Capabilities, FaultKind, InferenceBackend, InferenceRequest, Postprocess,
+    Snapshot, StateObserver, Task, TaskId, TaskKind, Tick, TickRecord, TraceHeader, TraceSink,
 };
 use we_ipc::{Bus, BusConfig};
 use we_sched::{Policy, SchedConfig, Scheduler};
@@ -166,7 +166,10 @@ pub struct Runtime {
     dispatched: Vec<Task>,
     inference: Option<Box<dyn InferenceBackend>>,
     observer: Option<Box<dyn StateObserver>>,
+    /// Models the scenario post-processes with `argmax`.
     argmax_models: Vec<String>,
+    /// Of those, the ones the backend does not post-process itself.
+    argmax_here: Vec<String>,
     /// Capabilities each group's module declares.
     group_caps: Vec<Capabilities>,
     header_notes: Vec<String>,
@@ -195,6 +198,8 @@ pub struct Runtime {
     requests: Vec<InferenceRequest>,
     /// Requests of earlier ticks, kept for their buffers.
     spare_requests: Vec<InferenceRequest>,
+    /// Results of an earlier tick, kept for their buffers.
+    spare_results: Vec<we_core::InferenceResult>,
     summary: RunSummary,
     log_tail: VecDeque<String>,
     log_tail_lines: usize,
@@ -369,7 +374,7 @@ impl Runtime {
             fuel_per_call: limits.fuel_per_call,
             perturb_us: options.perturb_us,
         });
-        let argmax_models = scenario
+        let argmax_models: Vec<String> = scenario
             .inference
             .as_ref()
             .map(|i| {
@@ -397,6 +402,7 @@ impl Runtime {
             dispatched: Vec::new(),
             inference: None,
             observer: None,
+            argmax_here: argmax_models.clone(),
             argmax_models,
             group_caps,
             header_notes: Vec::new(),
@@ -413,6 +419,7 @@ impl Runtime {
             split_commit_min: options.split_commit_min.unwrap_or(DEFAULT_SPLIT_COMMIT_MIN),
             requests: Vec::new(),
             spare_requests: Vec::new(),
+            spare_results: Vec::new(),
             log_tail: VecDeque::new(),
             log_tail_lines: options.log_tail_lines,
             times: TickTimes::default(),
@@ -436,7 +443,13 @@ impl Runtime {
     }
 
     /// Serves inference requests with `backend`.
-    pub fn set_inference(&mut self, backend: Box<dyn InferenceBackend>) {
+    pub fn set_inference(&mut self, mut backend: Box<dyn InferenceBackend>) {
+        self.argmax_here = self
+            .argmax_models
+            .iter()
+            .filter(|m| !backend.postprocess(m, Postprocess::Argmax))
+            .cloned()
+            .collect();
         self.inference = Some(backend);
     }
 
@@ -968,7 +981,8 @@ impl Runtime {
     fn commit(&mut self, t: u64, init: bool) -> Result<()> {
         let mut record = std::mem::take(&mut self.last_record);
         record.faults.clear();
-        record.inference.clear();
+        // An earlier tick's results, for the backend to reuse their buffers.
+        self.spare_results = std::mem::take(&mut record.inference);
         record.inputs.clear();
         record.agent_digests.clear();
         record.events.clear();
@@ -1353,22 +1367,23 @@ impl Runtime {
         // Empty without model rules: nothing fails.
         let failed = failing.iter().filter(|&&f| f).count();
         let serve = |backend: Option<&mut Box<dyn InferenceBackend>>,
-                     requests: &[InferenceRequest]|
-         -> Vec<we_core::InferenceResult> {
+                     requests: &[InferenceRequest],
+                     results: &mut Vec<we_core::InferenceResult>| {
             match backend {
-                Some(backend) => backend.run(Tick(t), requests),
-                None => requests
-                    .iter()
-                    .map(|r| we_core::InferenceResult {
+                Some(backend) => backend.run_into(Tick(t), requests, results),
+                None => {
+                    results.clear();
+                    results.extend(requests.iter().map(|r| we_core::InferenceResult {
                         agent: r.agent,
                         tag: r.tag,
                         outcome: Err("no inference backend is configured for this run".to_string()),
-                    })
-                    .collect(),
+                    }));
+                }
             }
         };
-        let results = if failed == 0 {
-            serve(self.inference.as_mut(), &self.requests)
+        let mut results = std::mem::take(&mut self.spare_results);
+        if failed == 0 {
+            serve(self.inference.as_mut(), &self.requests, &mut results);
         } else {
             let healthy: Vec<InferenceRequest> = self
                 .requests
@@ -1377,15 +1392,17 @@ impl Runtime {
                 .filter(|(_, f)| !**f)
                 .map(|(r, _)| r.clone())
                 .collect();
-            let mut served = serve(self.inference.as_mut(), &healthy).into_iter();
-            let mut merged = Vec::with_capacity(self.requests.len());
+            let mut served = Vec::new();
+            serve(self.inference.as_mut(), &healthy, &mut served);
+            let mut served = served.into_iter();
+            results.clear();
             for (r, &fails) in self.requests.iter().zip(&failing) {
                 if fails {
                     self.last_record.events.push(format!(
                         "model `{}` load failure for agent {} tag {}",
                         r.model, r.agent.index, r.tag
                     ));
-                    merged.push(we_core::InferenceResult {
+                    results.push(we_core::InferenceResult {
                         agent: r.agent,
                         tag: r.tag,
                         outcome: Err(format!(
@@ -1394,7 +1411,7 @@ impl Runtime {
                         )),
                     });
                 } else if let Some(result) = served.next() {
-                    merged.push(result);
+                    results.push(result);
                 }
             }
             *self
@@ -1402,8 +1419,7 @@ impl Runtime {
                 .injected
                 .entry("model".to_string())
                 .or_default() += failed as u64;
-            merged
-        };
+        }
         if results.len() != self.requests.len() {
             return Err(Error::Internal(
                 "inference backend returned a wrong result count",
@@ -1411,31 +1427,22 @@ impl Runtime {
         }
         self.summary.inferences += results.len() as u64;
         let mut delivered = 0;
-        let mut payload = Vec::new();
         let requests = std::mem::take(&mut self.requests);
-        for (request, result) in requests.iter().zip(&results) {
-            payload.clear();
-            let kind = match &result.outcome {
-                Ok(bytes) if self.argmax_models.contains(&request.model) => match argmax(bytes) {
-                    Some(a) => {
-                        payload.extend_from_slice(&(a as u64).to_le_bytes());
-                        msg_kind::INFER_RESULT
-                    }
-                    None => {
-                        payload.extend_from_slice(
-                            b"argmax: the first output is not a non-empty f32 tensor",
-                        );
-                        msg_kind::INFER_ERROR
-                    }
-                },
-                Ok(bytes) => {
-                    payload.extend_from_slice(bytes);
-                    msg_kind::INFER_RESULT
-                }
-                Err(reason) => {
-                    payload.extend_from_slice(reason.as_bytes());
-                    msg_kind::INFER_ERROR
-                }
+        for (request, result) in requests.iter().zip(results.iter_mut()) {
+            // The post-processing the backend left to the runtime: the
+            // trace records the payload delivered either way.
+            if let Ok(bytes) = &result.outcome
+                && !self.argmax_here.is_empty()
+                && self.argmax_here.contains(&request.model)
+            {
+                result.outcome = match argmax(bytes) {
+                    Some(a) => Ok((a as u64).to_le_bytes().to_vec()),
+                    None => Err(tensor::ARGMAX_NOT_F32.to_string()),
+                };
+            }
+            let (kind, payload) = match &result.outcome {
+                Ok(bytes) => (msg_kind::INFER_RESULT, bytes.as_slice()),
+                Err(reason) => (msg_kind::INFER_ERROR, reason.as_bytes()),
             };
             let receiver = request.agent.index;
             let bus = &mut self.shared_mut()?.bus;
@@ -1445,7 +1452,7 @@ impl Runtime {
                     kind,
                     we_abi::SENDER_INFERENCE,
                     request.tag,
-                    &payload,
+                    payload,
                 )
                 .is_ok()
             {
@@ -1454,7 +1461,7 @@ impl Runtime {
                     &mut self.digest_buf,
                     we_abi::SENDER_INFERENCE,
                     receiver,
-                    &payload,
+                    payload,
                 );
             }
         }
@@ -1578,22 +1585,15 @@ pub(crate) fn malformed_request(e: &impl std::fmt::Debug) -> String {
 
 /// Index of the largest element of the first tensor of a result payload, lowest
 /// index on a tie; `None` unless that tensor is a non-empty f32 tensor.
+/// The `argmax` post-processing of a result payload (see
+/// [`Postprocess::Argmax`]).
 fn argmax(result: &[u8]) -> Option<usize> {
     let (_, body) = tensor::read_result_header(result).ok()?;
     let first = tensor::Tensors::new(body).next()?.ok()?;
-    if first.dtype != tensor::DTYPE_F32 || first.data.is_empty() {
+    if first.dtype != tensor::DTYPE_F32 {
         return None;
     }
-    let mut best = 0usize;
-    let mut best_v = f32::NEG_INFINITY;
-    for (k, chunk) in first.data.chunks_exact(4).enumerate() {
-        let v = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        if k == 0 || v > best_v {
-            best = k;
-            best_v = v;
-        }
-    }
-    Some(best)
+    tensor::argmax_f32_le(first.data)
 }
 
 fn tick_label(t: u64) -> String {

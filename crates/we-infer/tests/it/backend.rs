@@ -1,7 +1,7 @@
 //! The backend: results against plain Rust, batching, per-request errors, and
 //! round trips of several named tensors through the we-abi format.
 
-use we_core::{InferenceBackend, Tick};
+use we_core::{InferenceBackend, Postprocess, Tick};
 
 use crate::{
     T, argmax, backend, decode, observation, policy_reference, policy_request, request, xorshift64,
@@ -322,5 +322,69 @@ fn requests_batch_together_only_when_their_dynamic_dims_agree() {
             alone[0].outcome, results[i].outcome,
             "request {i}: batched vs alone"
         );
+    }
+}
+
+#[test]
+fn argmax_postprocessing_gives_each_requests_argmax_as_its_payload() {
+    let mut raw = backend();
+    let mut post = backend();
+    assert!(post.postprocess("policy", Postprocess::Argmax));
+    let cases = random_observations(0x5eed_0400, 40);
+    let flat: Vec<f32> = cases[1..4].iter().flatten().copied().collect();
+    let mut requests: Vec<_> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, o)| policy_request(i as u32, o))
+        .collect();
+    // A three-row request: the argmax is over its 12 logits, flattened.
+    requests.push(request(77, "policy", &[T::F32("obs", &[3, 16], &flat)]));
+    // A bad request keeps its own error.
+    requests.push(request(
+        78,
+        "policy",
+        &[T::F32("obs", &[1, 15], &flat[..15])],
+    ));
+    let logits = raw.run(Tick(0), &requests);
+    let actions = post.run(Tick(0), &requests);
+    assert_eq!(actions.len(), requests.len());
+    for (i, (l, a)) in logits.iter().zip(&actions).enumerate() {
+        assert_eq!((a.agent, a.tag), (l.agent, l.tag));
+        match (&l.outcome, &a.outcome) {
+            (Ok(l), Ok(a)) => {
+                let want = argmax(&decode(l)[0].f32s()) as u64;
+                assert_eq!(a.as_slice(), want.to_le_bytes(), "request {i}");
+            }
+            (Err(l), Err(a)) => assert_eq!(l, a, "request {i}"),
+            other => panic!("request {i}: {other:?}"),
+        }
+    }
+    assert!(actions[41].outcome.is_err());
+}
+
+#[test]
+fn results_handed_back_are_overwritten_whole() {
+    let mut b = backend();
+    assert!(b.postprocess("policy", Postprocess::Argmax));
+    let first: Vec<_> = random_observations(0x5eed_0500, 30)
+        .iter()
+        .enumerate()
+        .map(|(i, o)| policy_request(i as u32, o))
+        .collect();
+    let second: Vec<_> = random_observations(0x5eed_0600, 12)
+        .iter()
+        .enumerate()
+        .map(|(i, o)| policy_request(100 + i as u32, o))
+        .collect();
+    let mut results = Vec::new();
+    b.run_into(Tick(0), &first, &mut results);
+    assert_eq!(results.len(), 30);
+    // Fewer requests, then more again: each time exactly what a fresh
+    // backend gives.
+    for (tick, reqs) in [(1, &second), (2, &first)] {
+        b.run_into(Tick(tick), reqs, &mut results);
+        let mut fresh = backend();
+        assert!(fresh.postprocess("policy", Postprocess::Argmax));
+        assert_eq!(results, fresh.run(Tick(tick), reqs), "tick {tick}");
     }
 }

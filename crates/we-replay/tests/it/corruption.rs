@@ -219,21 +219,22 @@ fn bad_magic_and_version_are_named() {
     assert!(matches!(err, Error::BadMagic { .. }), "{err}");
 
     let mut bytes = good;
-    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+    // Version 2 recorded inference results before post-processing.
+    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
     std::fs::write(&path, &bytes).unwrap();
     let err = TraceReader::open(&path).unwrap_err();
     assert!(
         matches!(
             err,
             Error::UnsupportedVersion {
-                found: 1,
-                supported: 2
+                found: 2,
+                supported: 3
             }
         ),
         "{err}"
     );
     assert_eq!(
         err.to_string(),
-        "trace format version 1 is not supported (this reader supports 2)"
+        "trace format version 2 is not supported (this reader supports 3)"
     );
 }

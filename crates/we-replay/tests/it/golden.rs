@@ -1,4 +1,4 @@
-//! Golden files: the v2 bytes of a fixed trace and its dump. A change to
+//! Golden files: the v3 bytes of a fixed trace and its dump. A change to
 //! either is a format change: bump the version, or refresh the files on
 //! purpose with `UPDATE_GOLDEN=1 cargo test -p we-replay`.
 
@@ -53,12 +53,12 @@ fn from_hex_dump(text: &str) -> Vec<u8> {
 }
 
 #[test]
-fn v2_bytes_and_dump_are_stable() {
+fn v3_bytes_and_dump_are_stable() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.trace");
     write_trace(&path, &sample_header(), &sample_records());
     let bytes = std::fs::read(&path).unwrap();
-    check("v2.hex", &hex_dump(&bytes));
+    check("v3.hex", &hex_dump(&bytes));
 
     let mut out = Vec::new();
     dump_jsonl(
@@ -67,18 +67,18 @@ fn v2_bytes_and_dump_are_stable() {
         DumpFilter::default(),
     )
     .unwrap();
-    check("v2.jsonl", &String::from_utf8(out).unwrap());
+    check("v3.jsonl", &String::from_utf8(out).unwrap());
 }
 
-/// The committed v2 file is read back by today's reader.
+/// The committed v3 file is read back by today's reader.
 #[test]
-fn the_committed_v2_trace_still_reads() {
+fn the_committed_v3_trace_still_reads() {
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         return;
     }
-    let text = std::fs::read_to_string(golden_dir().join("v2.hex")).unwrap();
+    let text = std::fs::read_to_string(golden_dir().join("v3.hex")).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v2.trace");
+    let path = dir.path().join("v3.trace");
     std::fs::write(&path, from_hex_dump(&text)).unwrap();
     let reader = TraceReader::open(&path).unwrap();
     assert_eq!(reader.header(), &sample_header());
