@@ -392,6 +392,7 @@ struct Sample {
 }
 
 /// The median of repeated runs of one configuration.
+#[derive(Clone)]
 struct Measured {
     workload: String,
     agents: u32,
@@ -592,7 +593,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// Tracing overhead and memory styles.
+/// Tracing overhead, what metering costs and memory styles.
 fn extra(bench: &Bench<'_>, opts: &Opts) -> Result<Vec<(String, Measured, Measured)>> {
     let mut out = Vec::new();
     for (workload, n) in [("ring", 1_000), ("ring", 10_000), ("gossip", 1_000)] {
@@ -623,6 +624,25 @@ fn extra(bench: &Bench<'_>, opts: &Opts) -> Result<Vec<(String, Measured, Measur
             false,
         )?;
         out.push(("tracing, packed".to_string(), traced, untraced));
+    }
+    // Fuel by region (what runs use) against a check per basic block and
+    // against none, packed as the workload targets are met.
+    for (workload, n) in [("ring", 1_000), ("compute", 1_000), ("infer", 10_000)] {
+        let pack = pack_for(n).to_string();
+        let regions = bench.measured(opts, workload, n, 1, &["--pack", &pack], &[])?;
+        for (what, scheme) in [("metering: blocks", "blocks"), ("metering: off", "off")] {
+            let other = bench.repeat(
+                opts,
+                workload,
+                n,
+                1,
+                regions.ticks,
+                &["--pack", &pack, "--metering", scheme],
+                &[],
+                false,
+            )?;
+            out.push((what.to_string(), regions.clone(), other));
+        }
     }
     for (workload, n) in [("ring", 10_000), ("compute", 1_000)] {
         let stat = bench.measured(opts, workload, n, 1, &[], &[("WE_MEMORY_STYLE", "static")])?;
@@ -1093,7 +1113,7 @@ fn render_workloads(s: &mut String, w: &[Measured]) {
 }
 
 fn render_extra(s: &mut String, e: &[(String, Measured, Measured)]) {
-    let _ = writeln!(s, "## Tracing overhead and memory styles\n");
+    let _ = writeln!(s, "## Tracing overhead, metering and memory styles\n");
     let _ = writeln!(
         s,
         "Same T for both columns, W = 1, medians. Tracing target: at most 10 percent.\n"
@@ -1129,7 +1149,10 @@ fn render_extra(s: &mut String, e: &[(String, Measured, Measured)]) {
     let _ = writeln!(
         s,
         "\nTracing overhead = 1 - rate(traced) / rate(`--no-trace`) = 1 - 1/(B/A) for the \
-         tracing rows.\n"
+         tracing rows. Metering rows: A is fuel by region (what runs use), B a check per basic \
+         block (`--metering blocks`, the wasmer-middlewares scheme) or no metering at all \
+         (`--metering off`, measurement only); what metering costs = 1 - 1/(B/A) against \
+         `off`.\n"
     );
 }
 

@@ -77,7 +77,7 @@ pub fn build(scenario: Scenario, options: RunOptions) -> Result<Runtime> {
     build_with_sandbox(scenario, options, config)
 }
 
-/// [`build`] with explicit sandbox settings (benchmarks: `--unmetered`).
+/// [`build`] with explicit sandbox settings (benchmarks: `--metering`).
 pub fn build_with_sandbox(
     scenario: Scenario,
     options: RunOptions,

@@ -149,10 +149,12 @@ enum Command {
         /// Public key the agents are signed with.
         #[arg(long, default_value = "fixtures/keys/dev.pub")]
         trusted_key: PathBuf,
-        /// Measurement only: compile the agents without fuel metering, to see
-        /// what metering costs. Never a way to run scenarios.
-        #[arg(long)]
-        unmetered: bool,
+        /// Fuel metering: `regions` (what runs use: a check per call and per
+        /// loop iteration). Measurement only, to see what metering costs:
+        /// `blocks` (a check per basic block, the wasmer-middlewares scheme)
+        /// and `off` (none). Never a way to run scenarios.
+        #[arg(long, default_value = "regions", value_parser = ["regions", "blocks", "off"])]
+        metering: String,
         /// Agents per instance (`pack` of the scenario group): 1 gives each
         /// agent its own sandbox; K > 1 runs them K to an instance.
         #[arg(long, default_value_t = 1)]
@@ -248,7 +250,7 @@ fn real_main() -> Result<()> {
             models_dir,
             no_trace,
             trusted_key,
-            unmetered,
+            metering,
             pack,
             json: _,
         } => cmd_bench(
@@ -263,7 +265,7 @@ fn real_main() -> Result<()> {
             },
             BenchMode {
                 trace: !no_trace,
-                metering: !unmetered,
+                metering: we_sandbox::Metering::from_name(&metering).unwrap_or_default(),
                 pack,
             },
         ),
@@ -646,7 +648,7 @@ fn tick_text(t: u64) -> String {
 /// How `bench-workload` runs.
 struct BenchMode {
     trace: bool,
-    metering: bool,
+    metering: we_sandbox::Metering,
     pack: u32,
 }
 
@@ -730,7 +732,7 @@ fn cmd_bench(
         "ticks": ticks,
         "workers": summary.workers,
         "trace": trace,
-        "metering": metering,
+        "metering": metering.name(),
         "pack": pack,
         "wall_s": summary.wall_s,
         "init_s": summary.init_s,

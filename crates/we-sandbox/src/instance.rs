@@ -3,7 +3,7 @@
 
 use crate::host::{self, HostEnv};
 use crate::layout::GuestLayout;
-use crate::{Error, Result, SandboxConfig};
+use crate::{Error, Metering, Result, SandboxConfig, fuel};
 use std::sync::Arc;
 use wasmer::{
     Engine, Function, FunctionEnv, Global, Imports, Instance, Memory, Module, RuntimeError, Store,
@@ -14,10 +14,6 @@ use we_core::{
     AgentCall, AgentId, AgentInstance, CallOutcome, Emitted, FaultKind, LogLine, ModuleInfo,
     RegionView, Tick,
 };
-
-/// Export names of the metering middleware's globals.
-const REMAINING_POINTS: &str = "wasmer_metering_remaining_points";
-const POINTS_EXHAUSTED: &str = "wasmer_metering_points_exhausted";
 
 /// Smallest exchange buffer requested from a guest.
 const BUFFER_MIN: u32 = 4096;
@@ -105,7 +101,15 @@ impl Guest {
     ) -> Result<(Self, Instance)> {
         let mut store = Store::new(engine.clone());
         let fuel_per_call = config.fuel_per_call;
-        let fuel_metered = config.metering;
+        let fuel_globals = match config.metering {
+            Metering::Regions => Some((fuel::REMAINING, fuel::EXHAUSTED)),
+            // The wasmer-middlewares metering's globals.
+            Metering::Blocks => Some((
+                "wasmer_metering_remaining_points",
+                "wasmer_metering_points_exhausted",
+            )),
+            Metering::Off => None,
+        };
         let env = FunctionEnv::new(
             &mut store,
             HostEnv {
@@ -171,13 +175,12 @@ impl Guest {
         let f_buffer = ex
             .get_typed_function(&store, exports::BUFFER)
             .map_err(typed_err)?;
-        let (remaining, exhausted) = if fuel_metered {
-            (
-                Some(ex.get_global(REMAINING_POINTS).map_err(typed_err)?.clone()),
-                Some(ex.get_global(POINTS_EXHAUSTED).map_err(typed_err)?.clone()),
-            )
-        } else {
-            (None, None)
+        let (remaining, exhausted) = match fuel_globals {
+            Some((remaining, exhausted)) => (
+                Some(ex.get_global(remaining).map_err(typed_err)?.clone()),
+                Some(ex.get_global(exhausted).map_err(typed_err)?.clone()),
+            ),
+            None => (None, None),
         };
         env.as_mut(&mut store).memory = Some(memory.clone());
         let hot = hot_addresses(&mut store, &memory, &env, ex, layout);

@@ -8,10 +8,11 @@
 //!   them is refused at validation.
 //! - Each agent gets its own instance in its own `Store`, so a faulted agent can
 //!   be dropped alone and instances can move between worker threads.
-//! - Fuel: every operator costs one point (wasmer-middlewares metering). Each
-//!   export call gets `fuel_per_call` points; running out traps the call, and the
-//!   agent is faulted with [`FaultKind::FuelExhausted`], the same way on every
-//!   machine.
+//! - Fuel: every operator costs one point, charged by region (see
+//!   [`Metering::Regions`]): a function call or a loop iteration is charged the
+//!   operators of its longest path on entry. Each export call gets
+//!   `fuel_per_call` points; running out traps the call, and the agent is
+//!   faulted with [`FaultKind::FuelExhausted`], the same way on every machine.
 //! - Memory: linear memory is capped at `memory_pages_max` pages through
 //!   [`tunables::LimitingTunables`]; `memory.grow` past the cap fails inside the
 //!   guest, and a module whose minimum exceeds the cap is refused at instantiation.
@@ -19,6 +20,7 @@
 //!   a guest passes is checked against its memory, and a bad one traps that agent.
 
 mod error;
+mod fuel;
 mod host;
 mod instance;
 mod layout;
@@ -34,7 +36,6 @@ use std::sync::Arc;
 use tunables::{LimitingTunables, MemoryStyleChoice};
 use wasmer::sys::{CompilerConfig, Cranelift, EngineBuilder, Features, NativeEngineExt};
 use wasmer::{Engine, Module};
-use wasmer_middlewares::Metering;
 use we_core::{AgentHost, AgentId, AgentInstance, BoxError, ModuleInfo};
 
 /// Limits and settings of the sandbox, the same for every agent of a run.
@@ -55,10 +56,43 @@ pub struct SandboxConfig {
     pub log_line_bytes_max: u32,
     /// How linear memories are reserved.
     pub memory_style: MemoryStyleChoice,
-    /// Fuel metering. Always on in runs; `false` exists only so benchmarks
-    /// can measure what metering costs (`we bench-workload --unmetered`):
-    /// without it nothing stops an agent that never returns.
-    pub metering: bool,
+    /// Fuel metering. Always [`Metering::Regions`] in runs; the others exist
+    /// only so benchmarks can measure what metering costs
+    /// (`we bench-workload --metering`).
+    pub metering: Metering,
+}
+
+/// How fuel is metered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Metering {
+    /// A check per function call and per loop iteration, each charged the
+    /// operators of its region's longest path (fuel.rs). What runs use.
+    #[default]
+    Regions,
+    /// Measurement only: a check per basic block, charged its operators as it
+    /// runs (the wasmer-middlewares scheme), to compare against.
+    Blocks,
+    /// Measurement only: no fuel at all; nothing stops an agent that never
+    /// returns.
+    Off,
+}
+
+impl Metering {
+    /// The name `we bench-workload --metering` takes and prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Regions => "regions",
+            Self::Blocks => "blocks",
+            Self::Off => "off",
+        }
+    }
+
+    /// The scheme named `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Regions, Self::Blocks, Self::Off]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
 }
 
 impl Default for SandboxConfig {
@@ -71,7 +105,7 @@ impl Default for SandboxConfig {
             log_lines_max: 64,
             log_line_bytes_max: 1024,
             memory_style: MemoryStyleChoice::Dynamic,
-            metering: true,
+            metering: Metering::Regions,
         }
     }
 }
@@ -110,8 +144,14 @@ impl Sandbox {
         let mut compiler = Cranelift::new();
         compiler.canonicalize_nans(true);
         let limit = self.config.fuel_per_call;
-        if self.config.metering {
-            compiler.push_middleware(Arc::new(Metering::new(limit, |_| 1)));
+        match self.config.metering {
+            Metering::Regions => {
+                compiler.push_middleware(Arc::new(fuel::RegionMetering::new(limit)))
+            }
+            Metering::Blocks => {
+                compiler.push_middleware(Arc::new(wasmer_middlewares::Metering::new(limit, |_| 1)))
+            }
+            Metering::Off => {}
         }
         let mut features = Features::new();
         features
