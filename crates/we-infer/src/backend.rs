@@ -16,6 +16,12 @@
 //! A model the runtime asks to post-process with `argmax` gets each request's
 //! argmax straight from the output tensor, as the 8-byte payload delivered.
 //!
+//! On the CPU a batch of at least [`ManagerConfig::split_rows`] rows runs in
+//! two halves at once, the second on a second session of the model on a
+//! scoped thread. A row's result does not depend on the batch around it (the
+//! tests check a batch against its rows one by one, and a split batch
+//! against the same batch whole, bitwise), so this changes no result.
+//!
 //! Hot path: input buffers live with the resident model and are reused from tick
 //! to tick, group and scratch vectors live in the backend; per request the
 //! backend parses the tensor headers once (validation notes where each input's
@@ -31,7 +37,7 @@ use we_abi::tensor::{self as abi, TensorView, Tensors};
 use we_core::{InferenceBackend, InferenceRequest, InferenceResult, Postprocess, Tick};
 
 use crate::error::Result;
-use crate::manager::{Buffer, ManagerConfig, ModelManager, Resident};
+use crate::manager::{Buffer, ManagerConfig, ModelManager, Runner};
 use crate::registry::{DType, ModelEntry, ModelRegistry, fmt_shape};
 use crate::runtime;
 
@@ -68,6 +74,8 @@ struct Scratch {
     payloads: Vec<Vec<u8>>,
     /// Per output of the batch just run: little-endian element bytes and dims.
     outputs: Vec<OutputScratch>,
+    /// The same, for the second half of a split batch.
+    twin_outputs: Vec<OutputScratch>,
 }
 
 #[derive(Debug, Default)]
@@ -152,7 +160,10 @@ impl OrtBackend {
             return;
         };
         let argmax = self.argmax.contains(&model.model);
-        let resident = match self.manager.acquire(&model.model) {
+        let split_rows = self.manager.config().split_rows;
+        // A group that large may be run in two halves: have the twin ready.
+        let twin = split_rows > 0 && members.len() as u64 >= split_rows;
+        let resident = match self.manager.acquire(&model.model, twin) {
             Ok(r) => r,
             Err(e) => {
                 let reason = e.to_string();
@@ -198,7 +209,15 @@ impl OrtBackend {
                 s.batch.clear();
                 s.batch.extend(s.valid.get(v).copied());
                 let (batch, run) = s.batch_run(argmax);
-                execute(resident, requests, batch, false, run, results);
+                execute(
+                    &resident.entry,
+                    &mut resident.runner,
+                    requests,
+                    batch,
+                    false,
+                    run,
+                    results,
+                );
             }
             return;
         }
@@ -219,8 +238,23 @@ impl OrtBackend {
                 }
             }
             std::mem::swap(&mut s.pending, &mut s.rest);
+            let rows: u64 = s.batch.iter().map(|&(_, r)| r).sum();
             let (batch, run) = s.batch_run(argmax);
-            execute(resident, requests, batch, true, run, results);
+            match resident.twin.as_mut() {
+                Some(twin) if split_rows > 0 && rows >= split_rows && batch.len() >= 2 => {
+                    let halves = [&mut resident.runner, twin];
+                    execute_split(&resident.entry, halves, requests, batch, run, results);
+                }
+                _ => execute(
+                    &resident.entry,
+                    &mut resident.runner,
+                    requests,
+                    batch,
+                    true,
+                    run,
+                    results,
+                ),
+            }
         }
     }
 }
@@ -258,6 +292,10 @@ struct Run<'a> {
     spans: &'a [(usize, usize)],
     /// Results are the first output's argmax.
     argmax: bool,
+    /// Request index of the first of the results handed along with this run.
+    offset: usize,
+    /// The output buffers of the second half of a split batch.
+    twin_outputs: &'a mut Vec<OutputScratch>,
 }
 
 impl Scratch {
@@ -268,6 +306,8 @@ impl Scratch {
             payloads: &mut self.payloads,
             spans: &self.spans,
             argmax,
+            offset: 0,
+            twin_outputs: &mut self.twin_outputs,
         };
         (&self.batch, run)
     }
@@ -302,6 +342,81 @@ impl Scratch {
 fn set(results: &mut [InferenceResult], i: usize, outcome: Result<Vec<u8>, String>) {
     if let Some(r) = results.get_mut(i) {
         r.outcome = outcome;
+    }
+}
+
+/// Runs one batch in two halves of about equal rows at once, the second on
+/// the model's twin session on a scoped thread. Each half is run (and, if it
+/// fails, retried) exactly as a batch of its own would be.
+fn execute_split(
+    entry: &ModelEntry,
+    [main, twin]: [&mut Runner; 2],
+    requests: &[InferenceRequest],
+    batch: &[(usize, u64)],
+    run: Run<'_>,
+    results: &mut [InferenceResult],
+) {
+    let total: u64 = batch.iter().map(|&(_, r)| r).sum();
+    let mut rows = 0;
+    let cut = batch
+        .iter()
+        .position(|&(_, r)| {
+            rows += r;
+            rows * 2 >= total
+        })
+        .map_or(1, |p| p + 1)
+        .clamp(1, batch.len() - 1);
+    let (first, second) = batch.split_at(cut);
+    // Requests come in increasing order: the second half's results all lie
+    // at or after its first request.
+    let at = second.first().map_or(0, |&(i, _)| i);
+    let Run {
+        outputs,
+        payloads,
+        spans,
+        argmax,
+        offset,
+        twin_outputs,
+    } = run;
+    let (low, high) = results.split_at_mut(at.saturating_sub(offset).min(results.len()));
+    let mut twin_payloads = payloads.split_off(payloads.len() / 2);
+    let mut spare = Vec::new();
+    let ran = std::thread::scope(|scope| {
+        let other = scope.spawn(|| {
+            let half = Run {
+                outputs: twin_outputs,
+                payloads: &mut twin_payloads,
+                spans,
+                argmax,
+                offset: at,
+                twin_outputs: &mut spare,
+            };
+            execute(entry, twin, requests, second, true, half, high);
+        });
+        let half = Run {
+            outputs,
+            payloads: &mut *payloads,
+            spans,
+            argmax,
+            offset,
+            twin_outputs: &mut Vec::new(),
+        };
+        execute(entry, &mut *main, requests, first, true, half, &mut *low);
+        other.join()
+    });
+    payloads.append(&mut twin_payloads);
+    if ran.is_err() {
+        // The thread died outside ONNX Runtime (whose panics `execute`
+        // catches): run its half here.
+        let half = Run {
+            outputs,
+            payloads,
+            spans,
+            argmax,
+            offset: at,
+            twin_outputs: &mut Vec::new(),
+        };
+        execute(entry, main, requests, second, true, half, high);
     }
 }
 
@@ -432,7 +547,8 @@ fn input_names(entry: &ModelEntry) -> String {
 /// Runs one batch (already validated requests) and sets their results. When a
 /// batch of several fails as a whole, each request is retried alone.
 fn execute(
-    resident: &mut Resident,
+    entry: &ModelEntry,
+    runner: &mut Runner,
     requests: &[InferenceRequest],
     batch: &[(usize, u64)],
     batched: bool,
@@ -445,8 +561,8 @@ fn execute(
     let spans = run.spans;
     let outputs = &mut *run.outputs;
     let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        fill_inputs(resident, requests, batch, batched, spans);
-        run_session(resident, batch, batched, outputs)
+        fill_inputs(entry, runner, requests, batch, batched, spans);
+        run_session(entry, runner, batch, batched, outputs)
     }));
     let failure = match ran {
         Ok(Ok(())) => None,
@@ -462,38 +578,40 @@ fn execute(
                 let again = Run {
                     outputs: &mut *run.outputs,
                     payloads: &mut *run.payloads,
+                    twin_outputs: &mut *run.twin_outputs,
                     ..run
                 };
-                execute(resident, requests, one, batched, again, results);
+                execute(entry, runner, requests, one, batched, again, results);
             }
         } else {
             for &(i, _) in batch {
                 set(
                     results,
-                    i,
+                    i.wrapping_sub(run.offset),
                     Err(format!(
                         "model `{}`: inference failed: {reason}",
-                        resident.entry.id()
+                        entry.id()
                     )),
                 );
             }
         }
         return;
     }
-    split_outputs(resident, batch, batched, &mut run, results);
+    split_outputs(entry, batch, batched, &mut run, results);
 }
 
 /// Concatenates the batch's inputs into the model's reusable buffers, from
 /// where validation found each input's data.
 fn fill_inputs(
-    resident: &mut Resident,
+    entry: &ModelEntry,
+    runner: &mut Runner,
     requests: &[InferenceRequest],
     batch: &[(usize, u64)],
     batched: bool,
     spans: &[(usize, usize)],
 ) {
     let total_rows: u64 = batch.iter().map(|&(_, rows)| rows).sum();
-    for buf in &mut resident.inputs {
+    for buf in &mut runner.inputs {
         buf.dims.clear();
         match &mut buf.data {
             Buffer::F32(v) => v.clear(),
@@ -505,10 +623,10 @@ fn fill_inputs(
     if let Some(req) = batch.first().and_then(|&(i, _)| requests.get(i)) {
         // Validated already: every tensor parses and names a distinct input.
         for view in Tensors::new(&req.inputs).flatten() {
-            let Ok(idx) = input_index(&resident.entry, &view) else {
+            let Ok(idx) = input_index(entry, &view) else {
                 continue;
             };
-            let Some(buf) = resident.inputs.get_mut(idx) else {
+            let Some(buf) = runner.inputs.get_mut(idx) else {
                 continue;
             };
             buf.dims
@@ -518,8 +636,8 @@ fn fill_inputs(
             }
         }
     }
-    let n = resident.inputs.len();
-    for (idx, buf) in resident.inputs.iter_mut().enumerate() {
+    let n = runner.inputs.len();
+    for (idx, buf) in runner.inputs.iter_mut().enumerate() {
         for &(i, _) in batch {
             let Some(req) = requests.get(i) else { continue };
             let data = spans
@@ -543,18 +661,14 @@ fn fill_inputs(
 /// Runs the session on the filled buffers and copies the outputs into `outputs`
 /// as little-endian bytes, checking them against the registry.
 fn run_session(
-    resident: &mut Resident,
+    entry: &ModelEntry,
+    runner: &mut Runner,
     batch: &[(usize, u64)],
     batched: bool,
     outputs: &mut Vec<OutputScratch>,
 ) -> Result<(), String> {
     let total_rows: u64 = batch.iter().map(|&(_, rows)| rows).sum();
-    let Resident {
-        session,
-        inputs,
-        entry,
-        ..
-    } = resident;
+    let Runner { session, inputs } = runner;
     let values = inputs
         .iter()
         .map(|buf| -> ort::Result<SessionInputValue<'_>> {
@@ -629,22 +743,22 @@ fn run_session(
 /// Writes each request's result payload from the batch outputs: its rows of
 /// every output, or with `argmax` the argmax of its rows of the first.
 fn split_outputs(
-    resident: &Resident,
+    entry: &ModelEntry,
     batch: &[(usize, u64)],
     batched: bool,
     run: &mut Run<'_>,
     results: &mut [InferenceResult],
 ) {
-    let specs = &resident.entry.outputs;
+    let specs = &entry.outputs;
     let outputs = &mut *run.outputs;
     let Ok(count) = u16::try_from(specs.len()) else {
         let reason = format!(
             "model `{}` has {} outputs, more than a result can carry (65535)",
-            resident.entry.id(),
+            entry.id(),
             specs.len()
         );
         for &(i, _) in batch {
-            set(results, i, Err(reason.clone()));
+            set(results, i.wrapping_sub(run.offset), Err(reason.clone()));
         }
         return;
     };
@@ -670,11 +784,15 @@ fn split_outputs(
                 Some(a) => payload.extend_from_slice(&(a as u64).to_le_bytes()),
                 None => {
                     run.payloads.push(payload);
-                    set(results, i, Err(abi::ARGMAX_NOT_F32.to_string()));
+                    set(
+                        results,
+                        i.wrapping_sub(run.offset),
+                        Err(abi::ARGMAX_NOT_F32.to_string()),
+                    );
                     continue;
                 }
             }
-            set(results, i, Ok(payload));
+            set(results, i.wrapping_sub(run.offset), Ok(payload));
             continue;
         }
         let mut size = 4;
@@ -697,6 +815,6 @@ fn split_outputs(
             );
         }
         row += rows_usize;
-        set(results, i, Ok(payload));
+        set(results, i.wrapping_sub(run.offset), Ok(payload));
     }
 }

@@ -40,6 +40,13 @@ pub struct ManagerConfig {
     pub intra_threads: usize,
     /// Graph optimisation level, fixed for every session.
     pub optimization: GraphOptimization,
+    /// A batch of at least this many rows of a batchable model on the CPU is
+    /// run in two halves at once, each on its own session of the model (the
+    /// second session is opened when first needed, and counts against the
+    /// budget; without room for it the batch runs whole). A row's result does
+    /// not depend on the batch it is in, so the results are the same bits
+    /// (tested). 0 never splits.
+    pub split_rows: u64,
     /// The ONNX Runtime shared library; `None` reads `ORT_DYLIB_PATH`. Ignored when
     /// built without the `load-dynamic` feature.
     pub dylib: Option<PathBuf>,
@@ -52,6 +59,7 @@ impl Default for ManagerConfig {
             provider: Provider::Cpu,
             intra_threads: 1,
             optimization: GraphOptimization::Basic,
+            split_rows: 2048,
             dylib: None,
         }
     }
@@ -71,18 +79,46 @@ pub(crate) struct InputBuffer {
     pub(crate) dims: Vec<i64>,
 }
 
+/// A session of a model and the input buffers its batches are built in.
+pub(crate) struct Runner {
+    pub(crate) session: Session,
+    /// One per input in model order, reused from batch to batch.
+    pub(crate) inputs: Vec<InputBuffer>,
+}
+
+impl Runner {
+    fn new(session: Session, entry: &ModelEntry) -> Self {
+        let inputs = entry
+            .inputs
+            .iter()
+            .map(|spec| InputBuffer {
+                data: match spec.dtype {
+                    DType::F32 => Buffer::F32(Vec::new()),
+                    DType::I64 => Buffer::I64(Vec::new()),
+                },
+                dims: Vec::with_capacity(spec.shape.len()),
+            })
+            .collect();
+        Self { session, inputs }
+    }
+}
+
 /// A resident model.
 pub(crate) struct Resident {
     /// Index of the registry entry.
     pub(crate) index: usize,
     /// A copy of the entry, so the backend can hold it beside the session.
     pub(crate) entry: ModelEntry,
-    pub(crate) session: Session,
+    pub(crate) runner: Runner,
+    /// A second session, for the other half of a split batch
+    /// ([`ManagerConfig::split_rows`]).
+    pub(crate) twin: Option<Runner>,
+    /// Whether opening the twin was tried (it is tried once).
+    twin_tried: bool,
+    /// What the model counts against the budget, its twin included.
     pub(crate) size_bytes: u64,
     pub(crate) used: Used,
     last_used: u64,
-    /// The backend's input buffers for this model, one per input in model order.
-    pub(crate) inputs: Vec<InputBuffer>,
 }
 
 /// LRU cache of sessions over a [`ModelRegistry`].
@@ -167,7 +203,7 @@ impl ModelManager {
 
     /// Makes `model` (`name` or `name@version`) resident and the most recently used.
     pub fn load(&mut self, model: &str) -> Result<()> {
-        self.acquire(model).map(|_| ())
+        self.acquire(model, false).map(|_| ())
     }
 
     /// Whether `model` is resident.
@@ -227,12 +263,13 @@ impl ModelManager {
     /// The ONNX Runtime session of `model`, loading it if needed: an escape hatch
     /// for benchmarks and tools that call ONNX Runtime directly.
     pub fn session_mut(&mut self, model: &str) -> Result<&mut Session> {
-        self.acquire(model).map(|r| &mut r.session)
+        self.acquire(model, false).map(|r| &mut r.runner.session)
     }
 
     /// The resident model `model`, loading it (and evicting others) if needed, and
-    /// marks it most recently used.
-    pub(crate) fn acquire(&mut self, model: &str) -> Result<&mut Resident> {
+    /// marks it most recently used. With `twin`, also opens its second session
+    /// if that was never tried and it fits without evicting anything.
+    pub(crate) fn acquire(&mut self, model: &str, twin: bool) -> Result<&mut Resident> {
         let index = self
             .registry
             .position(model)
@@ -243,6 +280,9 @@ impl ModelManager {
             Some(slot) => slot,
             None => self.load_new(index)?,
         };
+        if twin {
+            self.open_twin(slot);
+        }
         let resident = self
             .resident
             .get_mut(slot)
@@ -317,28 +357,54 @@ impl ModelManager {
             self.used_bytes = self.used_bytes.saturating_sub(gone.size_bytes);
         }
 
-        let inputs = entry
-            .inputs
-            .iter()
-            .map(|spec| InputBuffer {
-                data: match spec.dtype {
-                    DType::F32 => Buffer::F32(Vec::new()),
-                    DType::I64 => Buffer::I64(Vec::new()),
-                },
-                dims: Vec::with_capacity(spec.shape.len()),
-            })
-            .collect();
+        let runner = Runner::new(session, &entry);
         self.resident.push(Resident {
             index,
             entry,
-            session,
+            runner,
+            twin: None,
+            twin_tried: false,
             size_bytes,
             used,
             last_used: 0,
-            inputs,
         });
         self.used_bytes += size_bytes;
         Ok(self.resident.len() - 1)
+    }
+}
+
+impl ModelManager {
+    /// Opens the second session of the model in `slot` (once, on the CPU
+    /// only, and only if it fits beside what is resident). A failure leaves
+    /// the model without a twin: batches then run whole.
+    fn open_twin(&mut self, slot: usize) {
+        let budget = self.config.budget_bytes;
+        let used_bytes = self.used_bytes;
+        let Some(r) = self.resident.get_mut(slot) else {
+            return;
+        };
+        if r.twin_tried || r.used != Used::Cpu || !r.entry.batchable {
+            return;
+        }
+        r.twin_tried = true;
+        let size = r.size_bytes;
+        if used_bytes.saturating_add(size) > budget {
+            return;
+        }
+        let Ok(bytes) = std::fs::read(&r.entry.path) else {
+            return;
+        };
+        if blake3::hash(&bytes).to_hex().as_str() != r.entry.blake3 {
+            return;
+        }
+        let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            provider::build(self.runtime, &bytes, self.settings, &self.plan)
+        }));
+        if let Ok(Ok((session, Used::Cpu, _))) = built {
+            r.twin = Some(Runner::new(session, &r.entry));
+            r.size_bytes += size;
+            self.used_bytes += size;
+        }
     }
 }
 

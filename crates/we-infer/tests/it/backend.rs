@@ -388,3 +388,64 @@ fn results_handed_back_are_overwritten_whole() {
         assert_eq!(results, fresh.run(Tick(tick), reqs), "tick {tick}");
     }
 }
+
+/// A backend that splits batches of at least `split_rows` rows in two.
+fn backend_splitting(split_rows: u64) -> we_infer::OrtBackend {
+    let config = we_infer::ManagerConfig {
+        split_rows,
+        ..crate::config(64 << 20)
+    };
+    we_infer::OrtBackend::new(we_infer::ModelManager::new(crate::registry(), config).unwrap())
+}
+
+#[test]
+fn a_batch_split_over_two_sessions_gives_the_same_bits_as_whole() {
+    let cases = random_observations(0x5eed_0700, 3000);
+    let flat: Vec<f32> = cases[..5].iter().flatten().copied().collect();
+    let mut requests = Vec::new();
+    for (i, obs) in cases.iter().enumerate() {
+        let agent = i as u32;
+        requests.push(match i {
+            // Another model's requests among them, a bad one, and one of
+            // five rows, all in the half that goes to the second session.
+            _ if i % 97 == 5 => request(agent, "hunter", &[T::F32("obs", &[1, 16], obs)]),
+            2500 => request(agent, "policy", &[T::F32("obs", &[1, 15], &obs[..15])]),
+            2600 => request(agent, "policy", &[T::F32("obs", &[5, 16], &flat)]),
+            _ => policy_request(agent, obs),
+        });
+    }
+    for argmax in [false, true] {
+        let mut whole = backend_splitting(0);
+        let mut split = backend_splitting(1000);
+        if argmax {
+            assert!(whole.postprocess("policy", Postprocess::Argmax));
+            assert!(split.postprocess("policy", Postprocess::Argmax));
+        }
+        let want = whole.run(Tick(0), &requests);
+        let mut got = Vec::new();
+        for tick in 0..3 {
+            split.run_into(Tick(tick), &requests, &mut got);
+            assert_eq!(got.len(), want.len());
+            for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(g, w, "argmax {argmax}, tick {tick}, request {k}");
+            }
+        }
+        assert!(got[2500].outcome.is_err());
+        assert!(got[2600].outcome.is_ok());
+        // The split ran on a second session, counted against the budget.
+        assert_eq!(
+            split.manager().used_bytes(),
+            whole.manager().used_bytes() + policy_bytes(&whole),
+            "argmax {argmax}"
+        );
+    }
+}
+
+/// What the policy model counts against the budget (hunter is loaded too).
+fn policy_bytes(b: &we_infer::OrtBackend) -> u64 {
+    let all = b.manager().used_bytes();
+    let mut alone = backend_splitting(0);
+    alone.run(Tick(0), &[policy_request(0, &[0.0; 16])]);
+    assert!(alone.manager().used_bytes() < all);
+    alone.manager().used_bytes()
+}
