@@ -494,6 +494,9 @@ impl Bench<'_> {
         flags: &[&str],
         env: &[(&str, &str)],
     ) -> Result<u64> {
+        let target = opts.target_s();
+        let ticks_for =
+            |per_tick: f64| ((target / per_tick.max(1e-7)).ceil() as u64).clamp(5, 200_000);
         let probe_ticks = 5;
         let probe = self.once(workload, agents, probe_ticks, workers, flags, env, false)?;
         // The median tick, not the mean: the first ticks of a big run fault
@@ -505,7 +508,22 @@ impl Bench<'_> {
         } else {
             mean_s
         };
-        Ok(((opts.target_s() / per_tick.max(1e-7)).ceil() as u64).clamp(5, 200_000))
+        // Five ticks still overstate a fast run's tick (warm-up): a second
+        // probe of about a quarter of the target measures the steady tick
+        // (its median, or its mean if lower), and T gets a tenth more, so
+        // that a run lasts at least the target.
+        let second = (ticks_for(per_tick) / 4).max(probe_ticks);
+        let probe = self.once(workload, agents, second, workers, flags, env, false)?;
+        let mean_s = num(&probe.json, "wall_s") / second as f64;
+        let median_s = num(&probe.json, "p50_ms") / 1e3;
+        let steady = [mean_s, median_s]
+            .into_iter()
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .fold(f64::INFINITY, f64::min);
+        if !steady.is_finite() {
+            return Ok(ticks_for(per_tick));
+        }
+        Ok(ticks_for(steady / 1.1))
     }
 
     /// Calibrates T to the target wall time, then takes the median of
