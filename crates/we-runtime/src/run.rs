@@ -976,8 +976,9 @@ impl Runtime {
         self.log_tail.push_back(line);
     }
 
-    /// Commits the results of the last phase in agent id order. Returns the
-    /// blake3 of every committed effect. `t == u64::MAX` marks the init phase.
+    /// Commits the results of the last phase in agent id order, leaving in
+    /// `effects_buf` the bytes the effects digest hashes and in `digest_buf`
+    /// the tick's message encodings. `t == u64::MAX` marks the init phase.
     fn commit(&mut self, t: u64, init: bool) -> Result<()> {
         let mut record = std::mem::take(&mut self.last_record);
         record.faults.clear();
