@@ -12,7 +12,7 @@
 //!   [`Metering::Regions`]): a function call or a loop iteration is charged the
 //!   operators of its longest path on entry. Each export call gets
 //!   `fuel_per_call` points; running out traps the call, and the agent is
-//!   faulted with [`FaultKind::FuelExhausted`], the same way on every machine.
+//!   faulted with [`FaultKind::FuelExhausted`](we_core::FaultKind::FuelExhausted), the same way on every machine.
 //! - Memory: linear memory is capped at `memory_pages_max` pages through
 //!   [`tunables::LimitingTunables`]; `memory.grow` past the cap fails inside the
 //!   guest, and a module whose minimum exceeds the cap is refused at instantiation.
