@@ -39,6 +39,11 @@ pub struct RunOptions {
     /// (`None`: [`DEFAULT_SPLIT_COMMIT_MIN`]; `Some(0)`: always). The result
     /// is the same either way.
     pub split_commit_min: Option<u64>,
+    /// In [`Runtime::run`], a tick whose workload-digest input is at least
+    /// this many bytes is recorded before the next tick starts instead of
+    /// alongside it (`None`: 16 MiB; `Some(0)`: every tick). The trace is
+    /// the same either way.
+    pub record_wait_bytes: Option<usize>,
 }
 
 /// Below this many messages a tick's commit is not worth a second thread.
@@ -195,6 +200,8 @@ pub struct Runtime {
     /// Fewest messages in the last commit for the next one to be split over
     /// two threads ([`RunOptions::split_commit_min`]).
     split_commit_min: u64,
+    /// [`RunOptions::record_wait_bytes`].
+    record_wait_bytes: usize,
     requests: Vec<InferenceRequest>,
     /// Requests of earlier ticks, kept for their buffers.
     spare_requests: Vec<InferenceRequest>,
@@ -417,6 +424,7 @@ impl Runtime {
             last_messages: 0,
             fanned_spare: Default::default(),
             split_commit_min: options.split_commit_min.unwrap_or(DEFAULT_SPLIT_COMMIT_MIN),
+            record_wait_bytes: options.record_wait_bytes.unwrap_or(recorder::WAIT_MIN),
             requests: Vec::new(),
             spare_requests: Vec::new(),
             spare_results: Vec::new(),
@@ -590,11 +598,15 @@ impl Runtime {
         self.commit(t, false)?;
         self.last_record.tick = Tick(t);
         if self.recorder.is_some() {
+            let large = self.digest_buf.len() >= self.record_wait_bytes;
             self.pending = Some(Bundle {
                 record: std::mem::take(&mut self.last_record),
                 digest_buf: std::mem::take(&mut self.digest_buf),
                 effects_buf: std::mem::take(&mut self.effects_buf),
             });
+            if large {
+                self.wait_recording()?;
+            }
         } else {
             self.record_here(t)?;
         }
@@ -659,7 +671,7 @@ impl Runtime {
         // The UI's snapshots carry each tick's chain head: with an observer
         // every tick is recorded before the next one runs.
         if self.observer.is_none() && self.recorder.is_none() {
-            match Recorder::spawn(std::mem::take(&mut self.chain)) {
+            match Recorder::spawn(std::mem::take(&mut self.chain), self.pool.width() >= 2) {
                 Ok(recorder) => self.recorder = Some(recorder),
                 // No thread to be had: record on this one.
                 Err(chain) => self.chain = chain,
@@ -720,6 +732,23 @@ impl Runtime {
         self.last_record = fresh.record;
         self.digest_buf = fresh.digest_buf;
         self.effects_buf = fresh.effects_buf;
+        Ok(())
+    }
+
+    /// With the recording thread: hands it the tick just committed and waits
+    /// until every tick handed over is recorded.
+    fn wait_recording(&mut self) -> Result<()> {
+        let Some(recorder) = self.recorder.as_mut() else {
+            return Ok(());
+        };
+        let mut back = Vec::new();
+        if let Some(bundle) = self.pending.take() {
+            back.extend(recorder.submit(bundle)?);
+        }
+        back.extend(recorder.wait_all()?);
+        for returned in back {
+            self.absorb(returned)?;
+        }
         Ok(())
     }
 

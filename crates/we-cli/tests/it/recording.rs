@@ -14,10 +14,16 @@ fn mixed() -> Scenario {
 }
 
 fn runtime(s: Scenario, workers: usize) -> Runtime {
+    runtime_waiting(s, workers, None)
+}
+
+/// With `wait`, [`RunOptions::record_wait_bytes`].
+fn runtime_waiting(s: Scenario, workers: usize, wait: Option<usize>) -> Runtime {
     we_cli::build(
         s,
         RunOptions {
             workers: Some(workers),
+            record_wait_bytes: wait,
             ..RunOptions::default()
         },
     )
@@ -63,6 +69,16 @@ fn run_and_step_by_step_write_the_same_trace() {
         a.len(),
         b.len()
     );
+    // And with the tick loop waiting for every tick's recording.
+    let waited = dir.path().join("waited.trace");
+    let mut rt = runtime_waiting(mixed(), 2, Some(0));
+    we_cli::record_to(&mut rt, &waited, FsyncPolicy::Never).unwrap();
+    let by_waiting = rt.run(|_| {}).unwrap();
+    assert_eq!(by_waiting.chain_head, by_run.chain_head);
+    assert!(
+        std::fs::read(&waited).unwrap() == a,
+        "the waited trace differs"
+    );
     // And the thread-recorded trace replays.
     let out = we_cli::verify_trace(
         &threaded,
@@ -101,9 +117,9 @@ impl TraceSink for FailingSink {
 
 #[test]
 fn a_failing_sink_stops_the_run_at_its_tick_with_every_earlier_tick_recorded() {
-    for workers in [1, 2] {
+    for (workers, wait) in [(1, None), (2, None), (2, Some(0))] {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let mut rt = runtime(mixed(), workers);
+        let mut rt = runtime_waiting(mixed(), workers, wait);
         rt.set_trace(Box::new(FailingSink {
             fail_at: 7,
             seen: Arc::clone(&seen),
