@@ -21,6 +21,13 @@
 //! a store of the remaining points, run far less often in straight-line code
 //! with many branches, which is what the SDK's glue and most agents are.
 //!
+//! Bulk operations (`memory.fill`, `memory.copy`, `memory.init` and their
+//! table forms) run as one operator over any length, so each is also charged
+//! one point per [`BULK_BYTES_PER_POINT`] bytes (elements, for tables) of
+//! its length, checked when it runs: without this a loop of
+//! `memory.fill`s of the whole memory would run for hours on a budget of
+//! millions of operators.
+//!
 //! The middleware buffers a function's operators until its final `end`, when
 //! every region's cost is known, and then emits the body with the charges in
 //! place. Control operators outside the MVP's structured set (exceptions,
@@ -40,6 +47,10 @@ pub(crate) const EXHAUSTED: &str = "we_fuel_exhausted";
 
 const NAME: &str = "we-fuel";
 
+/// Bytes (or table elements) of a bulk operation's length charged one point.
+pub(crate) const BULK_BYTES_PER_POINT: u64 = 16;
+const BULK_SHIFT: i64 = BULK_BYTES_PER_POINT.trailing_zeros() as i64;
+
 /// The module middleware: adds the two globals, then meters every function.
 #[derive(Debug)]
 pub(crate) struct RegionMetering {
@@ -51,6 +62,8 @@ pub(crate) struct RegionMetering {
 struct Globals {
     remaining: u32,
     exhausted: u32,
+    /// Holds a bulk operation's length while it is charged.
+    length: u32,
 }
 
 impl RegionMetering {
@@ -98,9 +111,14 @@ impl ModuleMiddleware for RegionMetering {
         info.global_initializers.push(GlobalInit::I32Const(0));
         info.exports
             .insert(EXHAUSTED.to_string(), ExportIndex::Global(exhausted));
+        let length = info
+            .globals
+            .push(GlobalType::new(Type::I32, Mutability::Var));
+        info.global_initializers.push(GlobalInit::I32Const(0));
         *globals = Some(Globals {
             remaining: index(remaining),
             exhausted: index(exhausted),
+            length: index(length),
         });
         Ok(())
     }
@@ -364,6 +382,74 @@ impl<'a> FunctionRegions<'a> {
     }
 }
 
+/// Whether `op` runs over a length taken from the top of the stack (an
+/// `i32`: memory64 and table64 are off).
+fn is_bulk(op: &Operator<'_>) -> bool {
+    matches!(
+        op,
+        Operator::MemoryFill { .. }
+            | Operator::MemoryCopy { .. }
+            | Operator::MemoryInit { .. }
+            | Operator::TableFill { .. }
+            | Operator::TableCopy { .. }
+            | Operator::TableInit { .. }
+    )
+}
+
+/// The operators that charge a bulk operation's length (on top of the
+/// stack, left there): `length >> BULK_SHIFT` points, trapping with the
+/// exhausted flag set when fewer are left.
+fn charge_length(g: Globals) -> [Operator<'static>; 20] {
+    let points = || {
+        [
+            Operator::GlobalGet {
+                global_index: g.length,
+            },
+            Operator::I64ExtendI32U,
+            Operator::I64Const { value: BULK_SHIFT },
+            Operator::I64ShrU,
+        ]
+    };
+    let [p0, p1, p2, p3] = points();
+    let [q0, q1, q2, q3] = points();
+    [
+        Operator::GlobalSet {
+            global_index: g.length,
+        },
+        Operator::GlobalGet {
+            global_index: g.remaining,
+        },
+        p0,
+        p1,
+        p2,
+        p3,
+        Operator::I64LtU,
+        Operator::If {
+            blockty: BlockType::Empty,
+        },
+        Operator::I32Const { value: 1 },
+        Operator::GlobalSet {
+            global_index: g.exhausted,
+        },
+        Operator::Unreachable,
+        Operator::End,
+        Operator::GlobalGet {
+            global_index: g.remaining,
+        },
+        q0,
+        q1,
+        q2,
+        q3,
+        Operator::I64Sub,
+        Operator::GlobalSet {
+            global_index: g.remaining,
+        },
+        Operator::GlobalGet {
+            global_index: g.length,
+        },
+    ]
+}
+
 fn max(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.max(b)),
@@ -399,6 +485,9 @@ impl<'a> FunctionMiddleware<'a> for FunctionRegions<'a> {
             state.extend(ops);
         }
         for (i, op) in self.ops.drain(..).enumerate() {
+            if is_bulk(&op) {
+                state.extend(charge_length(g));
+            }
             state.push_operator(op);
             if let Some(&&(at, region)) = loops.peek()
                 && at == i
@@ -598,6 +687,51 @@ mod tests {
                 budget - used < 3,
                 "budget {budget}: {used} used before running out"
             );
+        }
+    }
+
+    const BULK: &str = r#"(module
+      (memory 1)
+      (table 8 funcref)
+      (func (export "fill") (param i32) i32.const 0 i32.const 7 local.get 0 memory.fill)
+      (func (export "copy") (param i32) i32.const 0 i32.const 100 local.get 0 memory.copy)
+      (func (export "table_fill") (param i32) i32.const 0 ref.null func local.get 0 table.fill 0)
+      (global $rounds (export "rounds") (mut i32) (i32.const 0))
+      (func (export "fill_forever")
+        loop
+          global.get $rounds i32.const 1 i32.add global.set $rounds
+          i32.const 0 i32.const 0 i32.const 65536 memory.fill
+          br 0
+        end))"#;
+
+    #[test]
+    fn bulk_operations_pay_for_their_length() {
+        let mut r = instance(BULK, true, false).unwrap();
+        let per = BULK_BYTES_PER_POINT;
+        for f in ["fill", "copy"] {
+            let (zero, _, _) = call(&mut r, true, f, &[Value::I32(0)], 1 << 30);
+            for n in [15u64, 16, 1600, 40_000] {
+                let (used, ran_out, _) = call(&mut r, true, f, &[Value::I32(n as i32)], 1 << 30);
+                assert!(!ran_out);
+                assert_eq!(used - zero, n / per, "{f}({n})");
+            }
+        }
+        let (zero, _, _) = call(&mut r, true, "table_fill", &[Value::I32(0)], 1000);
+        let (eight, _, _) = call(&mut r, true, "table_fill", &[Value::I32(8)], 1000);
+        assert_eq!(eight - zero, 8 / per);
+        // A length the budget cannot pay for runs out before the operation.
+        let (_, ran_out, _) = call(&mut r, true, "fill", &[Value::I32(40_000)], 100);
+        assert!(ran_out);
+        // A loop of whole-memory fills runs out after about budget / 4,096
+        // rounds, not after budget / 13 (its operators alone).
+        let rounds = r.1.exports.get_global("rounds").unwrap().clone();
+        for budget in [10_000u64, 1_000_000] {
+            rounds.set(&mut r.0, Value::I32(0)).unwrap();
+            let (used, ran_out, _) = call(&mut r, true, "fill_forever", &[], budget);
+            assert!(ran_out && used <= budget, "budget {budget}: used {used}");
+            let ran = rounds.get(&mut r.0).unwrap_i32() as u64;
+            let most = budget / (65_536 / per) + 1;
+            assert!(ran <= most, "budget {budget}: {ran} rounds, at most {most}");
         }
     }
 
