@@ -350,36 +350,6 @@ impl<'a> FunctionRegions<'a> {
             saved,
         });
     }
-
-    /// The operators that charge `cost` points, trapping with the exhausted
-    /// flag set when fewer are left.
-    fn charge(g: Globals, cost: u64) -> [Operator<'static>; 12] {
-        let value = cost.min(i64::MAX as u64) as i64;
-        [
-            Operator::GlobalGet {
-                global_index: g.remaining,
-            },
-            Operator::I64Const { value },
-            Operator::I64LtU,
-            Operator::If {
-                blockty: BlockType::Empty,
-            },
-            Operator::I32Const { value: 1 },
-            Operator::GlobalSet {
-                global_index: g.exhausted,
-            },
-            Operator::Unreachable,
-            Operator::End,
-            Operator::GlobalGet {
-                global_index: g.remaining,
-            },
-            Operator::I64Const { value },
-            Operator::I64Sub,
-            Operator::GlobalSet {
-                global_index: g.remaining,
-            },
-        ]
-    }
 }
 
 /// Whether `op` runs over a length taken from the top of the stack (an
@@ -396,33 +366,15 @@ fn is_bulk(op: &Operator<'_>) -> bool {
     )
 }
 
-/// The operators that charge a bulk operation's length (on top of the
-/// stack, left there): `length >> BULK_SHIFT` points, trapping with the
-/// exhausted flag set when fewer are left.
-fn charge_length(g: Globals) -> [Operator<'static>; 20] {
-    let points = || {
-        [
-            Operator::GlobalGet {
-                global_index: g.length,
-            },
-            Operator::I64ExtendI32U,
-            Operator::I64Const { value: BULK_SHIFT },
-            Operator::I64ShrU,
-        ]
-    };
-    let [p0, p1, p2, p3] = points();
-    let [q0, q1, q2, q3] = points();
-    [
-        Operator::GlobalSet {
-            global_index: g.length,
-        },
-        Operator::GlobalGet {
-            global_index: g.remaining,
-        },
-        p0,
-        p1,
-        p2,
-        p3,
+/// Emits the check and charge of the points that `points` (operators that
+/// push an `i64`) computes: a trap with the exhausted flag set when fewer are
+/// left, else the points taken from the remaining ones. Stack-neutral.
+fn charge<'a>(state: &mut MiddlewareReaderState<'a>, g: Globals, points: &[Operator<'a>]) {
+    state.push_operator(Operator::GlobalGet {
+        global_index: g.remaining,
+    });
+    state.extend(points.iter().cloned());
+    state.extend([
         Operator::I64LtU,
         Operator::If {
             blockty: BlockType::Empty,
@@ -436,18 +388,40 @@ fn charge_length(g: Globals) -> [Operator<'static>; 20] {
         Operator::GlobalGet {
             global_index: g.remaining,
         },
-        q0,
-        q1,
-        q2,
-        q3,
+    ]);
+    state.extend(points.iter().cloned());
+    state.extend([
         Operator::I64Sub,
         Operator::GlobalSet {
             global_index: g.remaining,
         },
+    ]);
+}
+
+/// Charges a region's static `cost`.
+fn charge_cost(state: &mut MiddlewareReaderState<'_>, g: Globals, cost: u64) {
+    let value = cost.min(i64::MAX as u64) as i64;
+    charge(state, g, &[Operator::I64Const { value }]);
+}
+
+/// Charges a bulk operation's length (on top of the stack, left there):
+/// `length >> BULK_SHIFT` points.
+fn charge_length(state: &mut MiddlewareReaderState<'_>, g: Globals) {
+    state.push_operator(Operator::GlobalSet {
+        global_index: g.length,
+    });
+    let points = [
         Operator::GlobalGet {
             global_index: g.length,
         },
-    ]
+        Operator::I64ExtendI32U,
+        Operator::I64Const { value: BULK_SHIFT },
+        Operator::I64ShrU,
+    ];
+    charge(state, g, &points);
+    state.push_operator(Operator::GlobalGet {
+        global_index: g.length,
+    });
 }
 
 fn max(a: Option<u64>, b: Option<u64>) -> Option<u64> {
@@ -477,24 +451,21 @@ impl<'a> FunctionMiddleware<'a> for FunctionRegions<'a> {
         }
         // The whole body is known: emit it with the charges in place.
         let mut loops = self.loops.iter().peekable();
-        let charge = |region: usize| {
-            let cost = self.costs.get(region).copied().unwrap_or(0);
-            (cost > 0).then(|| Self::charge(g, cost))
-        };
-        if let Some(ops) = charge(0) {
-            state.extend(ops);
+        let cost = |region: usize| self.costs.get(region).copied().unwrap_or(0);
+        if cost(0) > 0 {
+            charge_cost(state, g, cost(0));
         }
         for (i, op) in self.ops.drain(..).enumerate() {
             if is_bulk(&op) {
-                state.extend(charge_length(g));
+                charge_length(state, g);
             }
             state.push_operator(op);
             if let Some(&&(at, region)) = loops.peek()
                 && at == i
             {
                 loops.next();
-                if let Some(ops) = charge(region) {
-                    state.extend(ops);
+                if cost(region) > 0 {
+                    charge_cost(state, g, cost(region));
                 }
             }
         }
