@@ -599,11 +599,7 @@ impl Runtime {
         self.last_record.tick = Tick(t);
         if self.recorder.is_some() {
             let large = self.digest_buf.len() >= self.record_wait_bytes;
-            self.pending = Some(Bundle {
-                record: std::mem::take(&mut self.last_record),
-                digest_buf: std::mem::take(&mut self.digest_buf),
-                effects_buf: std::mem::take(&mut self.effects_buf),
-            });
+            self.pending = Some(self.take_bundle());
             if large {
                 self.wait_recording()?;
             }
@@ -699,15 +695,9 @@ impl Runtime {
 
     /// Records the tick just committed on this thread.
     fn record_here(&mut self, t: u64) -> Result<()> {
-        let mut bundle = Bundle {
-            record: std::mem::take(&mut self.last_record),
-            digest_buf: std::mem::take(&mut self.digest_buf),
-            effects_buf: std::mem::take(&mut self.effects_buf),
-        };
+        let mut bundle = self.take_bundle();
         let recorded = self.chain.record(&mut bundle, self.pool.width() >= 2);
-        self.last_record = bundle.record;
-        self.digest_buf = bundle.digest_buf;
-        self.effects_buf = bundle.effects_buf;
+        self.put_bundle(bundle);
         self.summary.workload_digest = self.chain.digest;
         recorded.map_err(|e| recorder::sink_error(t, e, |a| self.describe_effects(a)))?;
         self.summary.chain_head = self.chain.head;
@@ -717,27 +707,21 @@ impl Runtime {
     /// With the recording thread: hands it the last committed tick and puts
     /// free buffers in place for this tick's commit.
     fn take_buffers(&mut self) -> Result<()> {
-        let Some(recorder) = self.recorder.as_mut() else {
-            return Ok(());
-        };
-        let mut back = Vec::new();
-        if let Some(bundle) = self.pending.take() {
-            back.extend(recorder.submit(bundle)?);
-        }
-        back.extend(std::iter::from_fn(|| recorder.try_take()));
-        for returned in back {
-            self.absorb(returned)?;
-        }
+        self.hand_over(false)?;
         let fresh = self.free.pop().unwrap_or_default();
-        self.last_record = fresh.record;
-        self.digest_buf = fresh.digest_buf;
-        self.effects_buf = fresh.effects_buf;
+        self.put_bundle(fresh);
         Ok(())
     }
 
     /// With the recording thread: hands it the tick just committed and waits
     /// until every tick handed over is recorded.
     fn wait_recording(&mut self) -> Result<()> {
+        self.hand_over(true)
+    }
+
+    /// Hands the pending tick to the recording thread and takes back what it
+    /// is done with: everything handed over with `wait`, else what is back.
+    fn hand_over(&mut self, wait: bool) -> Result<()> {
         let Some(recorder) = self.recorder.as_mut() else {
             return Ok(());
         };
@@ -745,11 +729,31 @@ impl Runtime {
         if let Some(bundle) = self.pending.take() {
             back.extend(recorder.submit(bundle)?);
         }
-        back.extend(recorder.wait_all()?);
+        if wait {
+            back.extend(recorder.wait_all()?);
+        } else {
+            back.extend(std::iter::from_fn(|| recorder.try_take()));
+        }
         for returned in back {
             self.absorb(returned)?;
         }
         Ok(())
+    }
+
+    /// The committed tick's record and digest inputs, leaving empty ones.
+    fn take_bundle(&mut self) -> Bundle {
+        Bundle {
+            record: std::mem::take(&mut self.last_record),
+            digest_buf: std::mem::take(&mut self.digest_buf),
+            effects_buf: std::mem::take(&mut self.effects_buf),
+        }
+    }
+
+    /// Puts `bundle`'s record and buffers in place for a commit.
+    fn put_bundle(&mut self, bundle: Bundle) {
+        self.last_record = bundle.record;
+        self.digest_buf = bundle.digest_buf;
+        self.effects_buf = bundle.effects_buf;
     }
 
     /// Takes a tick back from the recording thread: its digests into the
@@ -793,9 +797,7 @@ impl Runtime {
         // The digests as recorded (`absorb` saw the same), and the sink back.
         self.chain = chain;
         if let Some(last) = self.free.pop() {
-            self.last_record = last.record;
-            self.digest_buf = last.digest_buf;
-            self.effects_buf = last.effects_buf;
+            self.put_bundle(last);
         }
         self.free.clear();
         first
