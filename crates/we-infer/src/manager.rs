@@ -304,36 +304,16 @@ impl ModelManager {
         if let Some(declared) = entry.memory_bytes {
             check_fits(&id, declared, budget)?;
         }
-        let bytes = std::fs::read(&entry.path).map_err(|source| Error::ModelRead {
-            model: id.clone(),
-            path: entry.path.clone(),
-            source,
-        })?;
-        let actual = blake3::hash(&bytes).to_hex();
-        if actual.as_str() != entry.blake3 {
-            return Err(Error::ChecksumMismatch {
-                model: id,
-                path: entry.path.clone(),
-                expected: entry.blake3.clone(),
-                actual: actual.to_string(),
-            });
-        }
+        let bytes = read_verified(&entry)?;
         let size_bytes = entry.memory_bytes.unwrap_or(bytes.len() as u64);
         check_fits(&id, size_bytes, budget)?;
 
-        let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            provider::build(self.runtime, &bytes, self.settings, &self.plan)
-        }));
-        let (session, used, fallback) = match built {
-            Ok(Ok(built)) => built,
-            Ok(Err(reason)) => return Err(Error::Session { model: id, reason }),
-            Err(panic) => {
-                return Err(Error::Session {
-                    model: id,
-                    reason: format!("ort panicked: {}", runtime::panic_message(panic.as_ref())),
-                });
-            }
-        };
+        let (session, used, fallback) =
+            self.build_session(&bytes)
+                .map_err(|reason| Error::Session {
+                    model: id.clone(),
+                    reason,
+                })?;
         check_signature(&id, "input", &entry.inputs, session.inputs())?;
         check_signature(&id, "output", &entry.outputs, session.outputs())?;
         if let Some(note) = fallback {
@@ -391,21 +371,54 @@ impl ModelManager {
         if used_bytes.saturating_add(size) > budget {
             return;
         }
-        let Ok(bytes) = std::fs::read(&r.entry.path) else {
+        let Ok(bytes) = read_verified(&r.entry) else {
             return;
         };
-        if blake3::hash(&bytes).to_hex().as_str() != r.entry.blake3 {
+        let Ok((session, Used::Cpu, _)) = self.build_session(&bytes) else {
             return;
-        }
-        let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            provider::build(self.runtime, &bytes, self.settings, &self.plan)
-        }));
-        if let Ok(Ok((session, Used::Cpu, _))) = built {
+        };
+        if let Some(r) = self.resident.get_mut(slot) {
             r.twin = Some(Runner::new(session, &r.entry));
             r.size_bytes += size;
             self.used_bytes += size;
         }
     }
+
+    /// A session over `bytes` with the manager's settings and plan; an ONNX
+    /// Runtime panic becomes an error.
+    fn build_session(
+        &self,
+        bytes: &[u8],
+    ) -> std::result::Result<(Session, Used, Option<String>), String> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            provider::build(self.runtime, bytes, self.settings, &self.plan)
+        }))
+        .unwrap_or_else(|panic| {
+            Err(format!(
+                "ort panicked: {}",
+                runtime::panic_message(panic.as_ref())
+            ))
+        })
+    }
+}
+
+/// The model file of `entry`, checked against its registered blake3.
+fn read_verified(entry: &ModelEntry) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(&entry.path).map_err(|source| Error::ModelRead {
+        model: entry.id(),
+        path: entry.path.clone(),
+        source,
+    })?;
+    let actual = blake3::hash(&bytes).to_hex();
+    if actual.as_str() != entry.blake3 {
+        return Err(Error::ChecksumMismatch {
+            model: entry.id(),
+            path: entry.path.clone(),
+            expected: entry.blake3.clone(),
+            actual: actual.to_string(),
+        });
+    }
+    Ok(bytes)
 }
 
 fn check_fits(model: &str, size_bytes: u64, budget_bytes: u64) -> Result<()> {
