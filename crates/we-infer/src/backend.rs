@@ -70,12 +70,73 @@ struct Scratch {
     /// Where each input's data lies in a valid request's tensor bytes:
     /// `(start, len)` at `request * inputs + input` of the group being run.
     spans: Vec<(usize, usize)>,
+    /// The last request of the group found valid, as a template for the next.
+    shape: Shape,
     /// Result payload buffers free for reuse.
     payloads: Vec<Vec<u8>>,
     /// Per output of the batch just run: little-endian element bytes and dims.
     outputs: Vec<OutputScratch>,
     /// The same, for the second half of a split batch.
     twin_outputs: Vec<OutputScratch>,
+}
+
+/// A valid request's structure: its bytes outside the tensors' data (names,
+/// dtypes, dims, lengths) and what validation made of them. Validation reads
+/// only those bytes, never the data, so a request of the same model whose
+/// bytes outside the same data spans are equal validates the same way; the
+/// agents of a workload send requests of one structure, tick after tick.
+#[derive(Debug, Default)]
+struct Shape {
+    /// Whether the fields below describe a request.
+    set: bool,
+    tensor_count: u16,
+    /// The request's tensor bytes (its data bytes are never compared).
+    bytes: Vec<u8>,
+    /// The ranges of `bytes` outside the data spans, in order.
+    gaps: Vec<(usize, usize)>,
+    rows: u64,
+    keys: Vec<u64>,
+    spans: Vec<(usize, usize)>,
+}
+
+impl Shape {
+    /// Whether `req` has this structure.
+    fn matches(&self, req: &InferenceRequest) -> bool {
+        self.set
+            && req.tensor_count == self.tensor_count
+            && req.inputs.len() == self.bytes.len()
+            && self
+                .gaps
+                .iter()
+                .all(|&(a, b)| req.inputs.get(a..b) == self.bytes.get(a..b))
+    }
+
+    /// Takes `req`, found valid with `rows`, its `keys` and `spans`, as the
+    /// template.
+    fn learn(&mut self, req: &InferenceRequest, rows: u64, keys: &[u64], spans: &[(usize, usize)]) {
+        self.set = true;
+        self.tensor_count = req.tensor_count;
+        self.bytes.clear();
+        self.bytes.extend_from_slice(&req.inputs);
+        self.rows = rows;
+        self.keys.clear();
+        self.keys.extend_from_slice(keys);
+        self.spans.clear();
+        self.spans.extend_from_slice(spans);
+        let mut data: Vec<(usize, usize)> = spans.iter().map(|&(a, n)| (a, a + n)).collect();
+        data.sort_unstable();
+        self.gaps.clear();
+        let mut at = 0;
+        for (a, b) in data {
+            if a > at {
+                self.gaps.push((at, a));
+            }
+            at = at.max(b);
+        }
+        if at < self.bytes.len() {
+            self.gaps.push((at, self.bytes.len()));
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -185,14 +246,26 @@ impl OrtBackend {
         let inputs = resident.entry.inputs.len();
         s.spans.clear();
         s.spans.resize(requests.len() * inputs, (0, 0));
+        // The template is learnt anew for each group (one model entry).
+        s.shape.set = false;
         for &i in members {
             let Some(req) = requests.get(i) else { continue };
             let spans = s
                 .spans
                 .get_mut(i * inputs..(i + 1) * inputs)
                 .unwrap_or_default();
+            if s.shape.matches(req) && spans.len() == s.shape.spans.len() {
+                spans.copy_from_slice(&s.shape.spans);
+                s.keys.extend_from_slice(&s.shape.keys);
+                s.valid.push((i, s.shape.rows));
+                continue;
+            }
             match validate(&resident.entry, req, &mut s.seen, &mut s.keys, spans) {
-                Ok(rows) => s.valid.push((i, rows)),
+                Ok(rows) => {
+                    s.valid.push((i, rows));
+                    let keys = s.keys.get(s.keys.len() - key_len..).unwrap_or_default();
+                    s.shape.learn(req, rows, keys, spans);
+                }
                 Err(problem) => {
                     s.keys.truncate(s.valid.len() * key_len);
                     set(

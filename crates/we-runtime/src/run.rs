@@ -1259,7 +1259,12 @@ impl Runtime {
                             Ok((model, count, inputs)) => {
                                 // The model is known only once the request
                                 // is parsed: its capability is checked here.
-                                let model = String::from_utf8_lossy(model);
+                                // Checked strictly first: the lossy
+                                // decoder's chunking is the slower path.
+                                let model = match std::str::from_utf8(model) {
+                                    Ok(name) => std::borrow::Cow::Borrowed(name),
+                                    Err(_) => String::from_utf8_lossy(model),
+                                };
                                 if caps.models.allows(&model) {
                                     // Into a spare request's buffers, when
                                     // there is one: no allocation a request.
@@ -1267,8 +1272,10 @@ impl Runtime {
                                         Some(mut r) => {
                                             r.agent = AgentId::new(i);
                                             r.tag = h.aux;
-                                            r.model.clear();
-                                            r.model.push_str(&model);
+                                            if r.model != *model {
+                                                r.model.clear();
+                                                r.model.push_str(&model);
+                                            }
                                             r.inputs.clear();
                                             r.inputs.extend_from_slice(inputs);
                                             r.tensor_count = count;

@@ -170,6 +170,42 @@ fn bad_inputs_fail_only_their_requests_and_name_the_problem() {
 }
 
 #[test]
+fn requests_as_long_as_a_valid_one_are_still_checked_in_full() {
+    // After a valid request, requests of exactly its byte length that differ
+    // in a name, a dtype or a dim (never only in data) must each be refused.
+    let mut b = backend();
+    let obs = observation(3);
+    let other = observation(9);
+    let ints = [7i64; 8];
+    let requests = vec![
+        policy_request(0, &obs),
+        request(1, "policy", &[T::F32("obz", &[1, 16], &obs)]),
+        request(2, "policy", &[T::I64("obs", &[1, 8], &ints)]),
+        request(3, "policy", &[T::F32("obs", &[2, 8], &obs)]),
+        policy_request(4, &other),
+        policy_request(5, &obs),
+    ];
+    let lens: Vec<usize> = requests.iter().map(|r| r.inputs.len()).collect();
+    assert!(lens.iter().all(|&l| l == lens[0]), "{lens:?}");
+    let results = b.run(Tick(0), &requests);
+    let expect = [
+        (1, "has no input `obz`"),
+        (2, "dtype i64, the model takes f32"),
+        (3, "shape [2, 8], the model takes [-1, 16]"),
+    ];
+    for (i, text) in expect {
+        let err = results[i].outcome.as_ref().unwrap_err();
+        assert!(err.contains(text), "request {i}: {err}");
+    }
+    let logits = |i: usize| decode(results[i].outcome.as_ref().unwrap())[0].f32s();
+    assert_eq!(logits(0), logits(5));
+    let want = policy_reference(&other);
+    for (got, want) in logits(4).iter().zip(want) {
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+    }
+}
+
+#[test]
 fn multi_input_multi_output_round_trip() {
     let mut b = backend();
     let requests = vec![
