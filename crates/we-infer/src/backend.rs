@@ -97,6 +97,8 @@ struct Shape {
     rows: u64,
     keys: Vec<u64>,
     spans: Vec<(usize, usize)>,
+    /// The data ranges in byte order, kept for the next `learn`.
+    data: Vec<(usize, usize)>,
 }
 
 impl Shape {
@@ -123,11 +125,12 @@ impl Shape {
         self.keys.extend_from_slice(keys);
         self.spans.clear();
         self.spans.extend_from_slice(spans);
-        let mut data: Vec<(usize, usize)> = spans.iter().map(|&(a, n)| (a, a + n)).collect();
-        data.sort_unstable();
+        self.data.clear();
+        self.data.extend(spans.iter().map(|&(a, n)| (a, a + n)));
+        self.data.sort_unstable();
         self.gaps.clear();
         let mut at = 0;
-        for (a, b) in data {
+        for &(a, b) in &self.data {
             if a > at {
                 self.gaps.push((at, a));
             }
