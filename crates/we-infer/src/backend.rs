@@ -18,9 +18,12 @@
 //!
 //! On the CPU a batch of at least [`ManagerConfig::split_rows`] rows runs in
 //! two halves at once, the second on a second session of the model on a
-//! scoped thread. A row's result does not depend on the batch around it (the
-//! tests check a batch against its rows one by one, and a split batch
-//! against the same batch whole, bitwise), so this changes no result.
+//! thread the backend keeps for it (started at the first split: starting a
+//! thread for each split took about 0.1 ms of a 4 ms tick). Each half goes to
+//! ONNX Runtime in runs of at most [`ManagerConfig::chunk_rows`] rows. A
+//! row's result does not depend on the batch around it (the tests check a
+//! batch against its rows one by one, and a split and cut batch against the
+//! same batch whole, bitwise), so neither changes a result.
 //!
 //! Hot path: input buffers live with the resident model and are reused from tick
 //! to tick, group and scratch vectors live in the backend; per request the
@@ -48,6 +51,12 @@ pub struct OrtBackend {
     scratch: Scratch,
     /// Models whose results are their first output's argmax.
     argmax: Vec<String>,
+    /// The thread that runs the second half of a split batch; `None` before
+    /// the first split, or when no thread could be had (batches then run
+    /// whole).
+    helper: Option<rayon_core::ThreadPool>,
+    /// Whether starting `helper` was tried (it is tried once).
+    helper_tried: bool,
 }
 
 /// Vectors reused across ticks.
@@ -157,6 +166,8 @@ impl OrtBackend {
             manager,
             scratch: Scratch::default(),
             argmax: Vec::new(),
+            helper: None,
+            helper_tried: false,
         }
     }
 
@@ -225,8 +236,18 @@ impl OrtBackend {
         };
         let argmax = self.argmax.contains(&model.model);
         let split_rows = self.manager.config().split_rows;
+        let chunk_rows = self.manager.config().chunk_rows;
         // A group that large may be run in two halves: have the twin ready.
         let twin = split_rows > 0 && members.len() as u64 >= split_rows;
+        if twin && !self.helper_tried {
+            self.helper_tried = true;
+            self.helper = rayon_core::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .thread_name(|_| "we-infer-half".to_string())
+                .build()
+                .ok();
+        }
+        let helper = self.helper.as_ref();
         let resident = match self.manager.acquire(&model.model, twin) {
             Ok(r) => r,
             Err(e) => {
@@ -284,7 +305,7 @@ impl OrtBackend {
             for v in 0..s.valid.len() {
                 s.batch.clear();
                 s.batch.extend(s.valid.get(v).copied());
-                let (batch, run) = s.batch_run(argmax);
+                let (batch, run) = s.batch_run(argmax, chunk_rows);
                 execute(
                     &resident.entry,
                     &mut resident.runner,
@@ -315,11 +336,21 @@ impl OrtBackend {
             }
             std::mem::swap(&mut s.pending, &mut s.rest);
             let rows: u64 = s.batch.iter().map(|&(_, r)| r).sum();
-            let (batch, run) = s.batch_run(argmax);
-            match resident.twin.as_mut() {
-                Some(twin) if split_rows > 0 && rows >= split_rows && batch.len() >= 2 => {
+            let (batch, run) = s.batch_run(argmax, chunk_rows);
+            match (resident.twin.as_mut(), helper) {
+                (Some(twin), Some(helper))
+                    if split_rows > 0 && rows >= split_rows && batch.len() >= 2 =>
+                {
                     let halves = [&mut resident.runner, twin];
-                    execute_split(&resident.entry, halves, requests, batch, run, results);
+                    execute_split(
+                        &resident.entry,
+                        halves,
+                        helper,
+                        requests,
+                        batch,
+                        run,
+                        results,
+                    );
                 }
                 _ => execute(
                     &resident.entry,
@@ -370,19 +401,23 @@ struct Run<'a> {
     argmax: bool,
     /// Request index of the first of the results handed along with this run.
     offset: usize,
+    /// Most rows per `Session::run` ([`ManagerConfig::chunk_rows`]; 0: no
+    /// limit).
+    chunk_rows: u64,
     /// The output buffers of the second half of a split batch.
     twin_outputs: &'a mut Vec<OutputScratch>,
 }
 
 impl Scratch {
     /// The batch formed and what running it needs.
-    fn batch_run(&mut self, argmax: bool) -> (&[(usize, u64)], Run<'_>) {
+    fn batch_run(&mut self, argmax: bool, chunk_rows: u64) -> (&[(usize, u64)], Run<'_>) {
         let run = Run {
             outputs: &mut self.outputs,
             payloads: &mut self.payloads,
             spans: &self.spans,
             argmax,
             offset: 0,
+            chunk_rows,
             twin_outputs: &mut self.twin_outputs,
         };
         (&self.batch, run)
@@ -422,11 +457,12 @@ fn set(results: &mut [InferenceResult], i: usize, outcome: Result<Vec<u8>, Strin
 }
 
 /// Runs one batch in two halves of about equal rows at once, the second on
-/// the model's twin session on a scoped thread. Each half is run (and, if it
-/// fails, retried) exactly as a batch of its own would be.
+/// the model's twin session on the `helper` thread. Each half is run (and, if
+/// it fails, retried) exactly as a batch of its own would be.
 fn execute_split(
     entry: &ModelEntry,
     [main, twin]: [&mut Runner; 2],
+    helper: &rayon_core::ThreadPool,
     requests: &[InferenceRequest],
     batch: &[(usize, u64)],
     run: Run<'_>,
@@ -452,44 +488,59 @@ fn execute_split(
         spans,
         argmax,
         offset,
+        chunk_rows,
         twin_outputs,
     } = run;
     let (low, high) = results.split_at_mut(at.saturating_sub(offset).min(results.len()));
     let mut twin_payloads = payloads.split_off(payloads.len() / 2);
     let mut spare = Vec::new();
-    let ran = std::thread::scope(|scope| {
-        let other = scope.spawn(|| {
+    let mut second_done = false;
+    // The second half is handed to the helper thread; this thread runs the
+    // first, and the scope returns once both have.
+    helper.in_place_scope(|scope| {
+        let high = &mut *high;
+        let second_done = &mut second_done;
+        let twin_payloads = &mut twin_payloads;
+        let spare = &mut spare;
+        scope.spawn(move |_| {
             let half = Run {
                 outputs: twin_outputs,
-                payloads: &mut twin_payloads,
+                payloads: twin_payloads,
                 spans,
                 argmax,
                 offset: at,
-                twin_outputs: &mut spare,
+                chunk_rows,
+                twin_outputs: spare,
             };
-            execute(entry, twin, requests, second, true, half, high);
+            // A panic here is not let out of the scope: the half is run
+            // again below.
+            *second_done = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                execute(entry, twin, requests, second, true, half, high);
+            }))
+            .is_ok();
         });
         let half = Run {
-            outputs,
+            outputs: &mut *outputs,
             payloads: &mut *payloads,
             spans,
             argmax,
             offset,
+            chunk_rows,
             twin_outputs: &mut Vec::new(),
         };
         execute(entry, &mut *main, requests, first, true, half, &mut *low);
-        other.join()
     });
     payloads.append(&mut twin_payloads);
-    if ran.is_err() {
-        // The thread died outside ONNX Runtime (whose panics `execute`
-        // catches): run its half here.
+    if !second_done {
+        // The half panicked outside ONNX Runtime (whose panics `execute`
+        // catches): run it here.
         let half = Run {
             outputs,
             payloads,
             spans,
             argmax,
             offset: at,
+            chunk_rows,
             twin_outputs: &mut Vec::new(),
         };
         execute(entry, main, requests, second, true, half, high);
@@ -620,9 +671,49 @@ fn input_names(entry: &ModelEntry) -> String {
         .join(", ")
 }
 
-/// Runs one batch (already validated requests) and sets their results. When a
-/// batch of several fails as a whole, each request is retried alone.
+/// Runs one batch (already validated requests) and sets their results, in
+/// runs of at most `run.chunk_rows` rows.
 fn execute(
+    entry: &ModelEntry,
+    runner: &mut Runner,
+    requests: &[InferenceRequest],
+    batch: &[(usize, u64)],
+    batched: bool,
+    run: Run<'_>,
+    results: &mut [InferenceResult],
+) {
+    let limit = run.chunk_rows;
+    if !batched || limit == 0 {
+        return execute_run(entry, runner, requests, batch, batched, run, results);
+    }
+    let mut rest = batch;
+    while !rest.is_empty() {
+        // Whole requests up to the limit; at least one.
+        let mut rows = 0u64;
+        let cut = rest
+            .iter()
+            .position(|&(_, r)| {
+                rows = rows.saturating_add(r);
+                rows > limit
+            })
+            .unwrap_or(rest.len())
+            .max(1);
+        let (chunk, after) = rest.split_at(cut);
+        let part = Run {
+            outputs: &mut *run.outputs,
+            payloads: &mut *run.payloads,
+            twin_outputs: &mut *run.twin_outputs,
+            ..run
+        };
+        execute_run(entry, runner, requests, chunk, batched, part, results);
+        rest = after;
+    }
+}
+
+/// Runs one batch (already validated requests) as one `Session::run` and sets
+/// their results. When a batch of several fails as a whole, each request is
+/// retried alone.
+fn execute_run(
     entry: &ModelEntry,
     runner: &mut Runner,
     requests: &[InferenceRequest],
@@ -657,7 +748,7 @@ fn execute(
                     twin_outputs: &mut *run.twin_outputs,
                     ..run
                 };
-                execute(entry, runner, requests, one, batched, again, results);
+                execute_run(entry, runner, requests, one, batched, again, results);
             }
         } else {
             for &(i, _) in batch {

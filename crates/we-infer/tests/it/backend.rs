@@ -425,17 +425,19 @@ fn results_handed_back_are_overwritten_whole() {
     }
 }
 
-/// A backend that splits batches of at least `split_rows` rows in two.
-fn backend_splitting(split_rows: u64) -> we_infer::OrtBackend {
+/// A backend that splits batches of at least `split_rows` rows in two and
+/// runs at most `chunk_rows` rows at a time (0: never).
+fn backend_splitting(split_rows: u64, chunk_rows: u64) -> we_infer::OrtBackend {
     let config = we_infer::ManagerConfig {
         split_rows,
+        chunk_rows,
         ..crate::config(64 << 20)
     };
     we_infer::OrtBackend::new(we_infer::ModelManager::new(crate::registry(), config).unwrap())
 }
 
 #[test]
-fn a_batch_split_over_two_sessions_gives_the_same_bits_as_whole() {
+fn a_batch_split_over_two_sessions_and_cut_in_runs_gives_the_same_bits_as_whole() {
     let cases = random_observations(0x5eed_0700, 3000);
     let flat: Vec<f32> = cases[..5].iter().flatten().copied().collect();
     let mut requests = Vec::new();
@@ -450,9 +452,12 @@ fn a_batch_split_over_two_sessions_gives_the_same_bits_as_whole() {
             _ => policy_request(agent, obs),
         });
     }
-    for argmax in [false, true] {
-        let mut whole = backend_splitting(0);
-        let mut split = backend_splitting(1000);
+    // (split_rows, chunk_rows): the default cut, runs of 7 rows (the
+    // five-row request ends one), and runs cut without a split.
+    let cuts = [(1000, 1024), (1000, 7), (0, 300)];
+    for ((split_rows, chunk_rows), argmax) in cuts.into_iter().zip([false, true, true]) {
+        let mut whole = backend_splitting(0, 0);
+        let mut split = backend_splitting(split_rows, chunk_rows);
         if argmax {
             assert!(whole.postprocess("policy", Postprocess::Argmax));
             assert!(split.postprocess("policy", Postprocess::Argmax));
@@ -463,16 +468,24 @@ fn a_batch_split_over_two_sessions_gives_the_same_bits_as_whole() {
             split.run_into(Tick(tick), &requests, &mut got);
             assert_eq!(got.len(), want.len());
             for (k, (g, w)) in got.iter().zip(&want).enumerate() {
-                assert_eq!(g, w, "argmax {argmax}, tick {tick}, request {k}");
+                assert_eq!(
+                    g, w,
+                    "cut {split_rows}/{chunk_rows}, tick {tick}, request {k}"
+                );
             }
         }
         assert!(got[2500].outcome.is_err());
         assert!(got[2600].outcome.is_ok());
-        // The split ran on a second session, counted against the budget.
+        // A split ran on a second session, counted against the budget.
+        let twin = if split_rows > 0 {
+            policy_bytes(&whole)
+        } else {
+            0
+        };
         assert_eq!(
             split.manager().used_bytes(),
-            whole.manager().used_bytes() + policy_bytes(&whole),
-            "argmax {argmax}"
+            whole.manager().used_bytes() + twin,
+            "cut {split_rows}/{chunk_rows}"
         );
     }
 }
@@ -480,7 +493,7 @@ fn a_batch_split_over_two_sessions_gives_the_same_bits_as_whole() {
 /// What the policy model counts against the budget (hunter is loaded too).
 fn policy_bytes(b: &we_infer::OrtBackend) -> u64 {
     let all = b.manager().used_bytes();
-    let mut alone = backend_splitting(0);
+    let mut alone = backend_splitting(0, 0);
     alone.run(Tick(0), &[policy_request(0, &[0.0; 16])]);
     assert!(alone.manager().used_bytes() < all);
     alone.manager().used_bytes()
