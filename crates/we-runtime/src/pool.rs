@@ -535,6 +535,31 @@ impl Partition {
 /// poll yields, so a thread that has work on this core gets it.
 const POLL_BEFORE_BLOCKING: std::time::Duration = std::time::Duration::from_micros(500);
 
+/// How one channel's receiver waits: it polls while the waits are short, and
+/// blocks at once after a wait longer than the poll would have lasted (a
+/// serial phase of milliseconds, as a tick of 10,000 inference requests has),
+/// leaving the core to the threads that have work (the recorder, the
+/// inference backend's second half) instead of polling it away. How a thread
+/// waits never changes what a tick computes.
+#[derive(Debug, Default)]
+struct Waiter {
+    /// The last wait outlasted [`POLL_BEFORE_BLOCKING`].
+    long: bool,
+}
+
+impl Waiter {
+    /// Receives from `rx`: see [`Waiter`].
+    fn recv<T>(
+        &mut self,
+        rx: &Receiver<T>,
+    ) -> std::result::Result<T, crossbeam_channel::RecvError> {
+        let began = std::time::Instant::now();
+        let got = if self.long { rx.recv() } else { recv_soon(rx) };
+        self.long = began.elapsed() > POLL_BEFORE_BLOCKING;
+        got
+    }
+}
+
 /// Receives from `rx`, polling for [`POLL_BEFORE_BLOCKING`] before blocking.
 fn recv_soon<T>(rx: &Receiver<T>) -> std::result::Result<T, crossbeam_channel::RecvError> {
     let began = std::time::Instant::now();
@@ -570,6 +595,8 @@ enum Job {
 struct Worker {
     jobs: Sender<Job>,
     done: Receiver<Result<Batch>>,
+    /// How the orchestrator waits for `done`.
+    waiter: Waiter,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -634,11 +661,12 @@ impl Pool {
                             return;
                         }
                     };
+                    let mut waiter = Waiter::default();
                     while let Ok(Job::Run {
                         phase,
                         shared,
                         mut batch,
-                    }) = recv_soon(&job_rx)
+                    }) = waiter.recv(&job_rx)
                     {
                         part.run(phase, &shared, &mut batch);
                         // Drop the shared state before replying, so the
@@ -656,6 +684,7 @@ impl Pool {
             pool_workers.push(Worker {
                 jobs: job_tx,
                 done: done_rx,
+                waiter: Waiter::default(),
                 handle: Some(handle),
             });
             ready.push(ready_rx);
@@ -697,12 +726,15 @@ impl Pool {
         }
         self.inline.run(phase, shared, &mut self.batches[0]);
         // Replies are collected in worker order; arrival order is irrelevant.
-        for (k, worker) in self.workers.iter().enumerate() {
+        for (k, worker) in self.workers.iter_mut().enumerate() {
             let k = k + 1;
-            let batch = recv_soon(&worker.done).map_err(|_| Error::Worker {
-                worker: k,
-                reason: "worker stopped during a tick".into(),
-            })??;
+            let batch = worker
+                .waiter
+                .recv(&worker.done)
+                .map_err(|_| Error::Worker {
+                    worker: k,
+                    reason: "worker stopped during a tick".into(),
+                })??;
             self.batches[k] = batch;
         }
         Ok(())
@@ -756,5 +788,53 @@ impl Drop for Pool {
                 let _ = handle.join();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{POLL_BEFORE_BLOCKING, Waiter};
+    use crossbeam_channel::bounded;
+    use std::time::Duration;
+
+    #[test]
+    fn a_waiter_blocks_at_once_after_a_long_wait_and_polls_again_after_a_short_one() {
+        let (tx, rx) = bounded::<u32>(1);
+        let mut waiter = Waiter::default();
+        // A value already there: a short wait.
+        tx.send(1).unwrap();
+        assert_eq!(waiter.recv(&rx).unwrap(), 1);
+        assert!(!waiter.long);
+        // A value sent well after the poll would have ended.
+        let late = std::thread::spawn({
+            let tx = tx.clone();
+            move || {
+                std::thread::sleep(POLL_BEFORE_BLOCKING * 4);
+                tx.send(2).unwrap();
+            }
+        });
+        assert_eq!(waiter.recv(&rx).unwrap(), 2);
+        assert!(
+            waiter.long,
+            "a wait of {:?} counts as long",
+            POLL_BEFORE_BLOCKING * 4
+        );
+        late.join().unwrap();
+        // Blocking, it still receives; a quick value makes it poll again.
+        let soon = std::thread::spawn({
+            let tx = tx.clone();
+            move || {
+                std::thread::sleep(Duration::from_micros(10));
+                tx.send(3).unwrap();
+            }
+        });
+        assert_eq!(waiter.recv(&rx).unwrap(), 3);
+        soon.join().unwrap();
+        tx.send(4).unwrap();
+        assert_eq!(waiter.recv(&rx).unwrap(), 4);
+        assert!(!waiter.long);
+        // A closed channel ends the wait either way.
+        drop(tx);
+        assert!(waiter.recv(&rx).is_err());
     }
 }
