@@ -37,6 +37,7 @@ use std::panic::AssertUnwindSafe;
 use ort::session::SessionInputValue;
 use ort::value::TensorRef;
 use we_abi::tensor::{self as abi, TensorView, Tensors};
+use we_core::hint::short_eq;
 use we_core::{InferenceBackend, InferenceRequest, InferenceResult, Postprocess, Tick};
 
 use crate::error::Result;
@@ -116,10 +117,12 @@ impl Shape {
         self.set
             && req.tensor_count == self.tensor_count
             && req.inputs.len() == self.bytes.len()
-            && self
-                .gaps
-                .iter()
-                .all(|&(a, b)| req.inputs.get(a..b) == self.bytes.get(a..b))
+            && self.gaps.iter().all(
+                |&(a, b)| match (req.inputs.get(a..b), self.bytes.get(a..b)) {
+                    (Some(x), Some(y)) => short_eq(x, y),
+                    _ => false,
+                },
+            )
     }
 
     /// Takes `req`, found valid with `rows`, its `keys` and `spans`, as the
@@ -426,15 +429,27 @@ impl Scratch {
     /// Groups request indices by model name, groups in order of first appearance.
     fn group(&mut self, requests: &[InferenceRequest]) {
         self.group_count = 0;
+        // The group of the request before: most requests are of the same
+        // model as the one before them.
+        let mut last = 0;
         for (i, r) in requests.iter().enumerate() {
-            let live = &mut self.groups[..self.group_count];
-            let found = live.iter_mut().find(|g| {
+            let of_group = |g: &Vec<usize>| {
                 g.first()
                     .and_then(|&h| requests.get(h))
-                    .is_some_and(|head| head.model == r.model)
-            });
+                    .is_some_and(|head| short_eq(head.model.as_bytes(), r.model.as_bytes()))
+            };
+            let live = &self.groups[..self.group_count];
+            let found = match live.get(last) {
+                Some(g) if of_group(g) => Some(last),
+                _ => live.iter().position(of_group),
+            };
             match found {
-                Some(g) => g.push(i),
+                Some(k) => {
+                    last = k;
+                    if let Some(g) = self.groups.get_mut(k) {
+                        g.push(i);
+                    }
+                }
                 None => {
                     if self.group_count == self.groups.len() {
                         self.groups.push(Vec::new());
@@ -443,6 +458,7 @@ impl Scratch {
                         g.clear();
                         g.push(i);
                     }
+                    last = self.group_count;
                     self.group_count += 1;
                 }
             }

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 use we_abi::{EffectHeader, Records, msg_kind, op, tensor};
+use we_core::hint::short_eq;
 use we_core::{
     AgentHost, AgentId, Capabilities, FaultKind, InferenceBackend, InferenceRequest, Postprocess,
     Snapshot, StateObserver, Task, TaskId, TaskKind, Tick, TickRecord, TraceHeader, TraceSink,
@@ -147,6 +148,43 @@ pub(crate) fn agent_digest(index: u32, bytes: &[u8]) -> u64 {
     }
     h = (h ^ bytes.len() as u64).wrapping_mul(PRIME);
     h ^ (h >> 32)
+}
+
+/// The last model name an inference request of the commit named, decoded,
+/// and whether the agents of its group may use it: the agents of a workload
+/// ask one model tick after tick, so the name is decoded and looked up once
+/// for a run of such requests, not once per request.
+#[derive(Default)]
+struct ModelCheck {
+    /// The group whose capabilities `allowed` answers for.
+    group: Option<usize>,
+    /// The name's bytes as the request gave them.
+    raw: Vec<u8>,
+    /// The name decoded (lossily, where the bytes are not UTF-8).
+    name: String,
+    allowed: bool,
+}
+
+impl ModelCheck {
+    /// Whether this is the check of `raw` for `group`.
+    #[inline]
+    fn holds(&self, group: usize, raw: &[u8]) -> bool {
+        self.group == Some(group) && short_eq(&self.raw, raw)
+    }
+
+    /// Decodes `raw` (strictly first: the lossy decoder's chunking is the
+    /// slower path) and looks it up in `caps`.
+    fn check(&mut self, group: usize, raw: &[u8], caps: &Capabilities) {
+        self.group = Some(group);
+        self.raw.clear();
+        self.raw.extend_from_slice(raw);
+        self.name.clear();
+        match std::str::from_utf8(raw) {
+            Ok(name) => self.name.push_str(name),
+            Err(_) => self.name.push_str(&String::from_utf8_lossy(raw)),
+        }
+        self.allowed = caps.models.allows(&self.name);
+    }
 }
 
 struct AgentMeta {
@@ -1036,6 +1074,7 @@ impl Runtime {
         let mut dead_letters = 0u64;
         // Injected: trap, drop, delay, duplicate.
         let mut injected = [0u64; 4];
+        let mut last_model = ModelCheck::default();
         let due = if init {
             Vec::new()
         } else {
@@ -1148,9 +1187,9 @@ impl Runtime {
                     continue;
                 }
                 let effects = &result.emitted.effects;
-                let Some(caps) = agents
+                let Some((group, caps)) = agents
                     .get(i as usize)
-                    .and_then(|meta| group_caps.get(meta.group))
+                    .and_then(|meta| Some((meta.group, group_caps.get(meta.group)?)))
                 else {
                     return Err(Error::Internal("agent without a group"));
                 };
@@ -1256,25 +1295,25 @@ impl Runtime {
                         }
                         op::LEAVE => bus.leave(i, h.target),
                         op::INFER => match tensor::read_request_header(payload) {
-                            Ok((model, count, inputs)) => {
+                            Ok((raw, count, inputs)) => {
                                 // The model is known only once the request
-                                // is parsed: its capability is checked here.
-                                // Checked strictly first: the lossy
-                                // decoder's chunking is the slower path.
-                                let model = match std::str::from_utf8(model) {
-                                    Ok(name) => std::borrow::Cow::Borrowed(name),
-                                    Err(_) => String::from_utf8_lossy(model),
-                                };
-                                if caps.models.allows(&model) {
+                                // is parsed: its capability is checked here,
+                                // once for a run of requests of one group
+                                // that name the same model bytes.
+                                if !last_model.holds(group, raw) {
+                                    last_model.check(group, raw, caps);
+                                }
+                                let model = last_model.name.as_str();
+                                if last_model.allowed {
                                     // Into a spare request's buffers, when
                                     // there is one: no allocation a request.
                                     let request = match spare_requests.pop() {
                                         Some(mut r) => {
                                             r.agent = AgentId::new(i);
                                             r.tag = h.aux;
-                                            if r.model != *model {
+                                            if !short_eq(r.model.as_bytes(), model.as_bytes()) {
                                                 r.model.clear();
-                                                r.model.push_str(&model);
+                                                r.model.push_str(model);
                                             }
                                             r.inputs.clear();
                                             r.inputs.extend_from_slice(inputs);
@@ -1284,7 +1323,7 @@ impl Runtime {
                                         None => InferenceRequest {
                                             agent: AgentId::new(i),
                                             tag: h.aux,
-                                            model: model.into_owned(),
+                                            model: model.to_string(),
                                             inputs: inputs.to_vec(),
                                             tensor_count: count,
                                         },
@@ -1661,4 +1700,31 @@ fn config_digest(s: &Scenario) -> [u8; 32] {
         h.update(format!("{:?}", g).as_bytes());
     }
     *h.finalize().as_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ModelCheck;
+    use we_core::Capabilities;
+
+    #[test]
+    fn a_model_check_answers_only_for_its_group_and_name() {
+        let policy = Capabilities::parse("models = policy").unwrap();
+        let none = Capabilities::default();
+        let mut check = ModelCheck::default();
+        assert!(!check.holds(0, b"policy"));
+        check.check(0, b"policy", &policy);
+        assert!(check.holds(0, b"policy") && check.allowed);
+        assert_eq!(check.name, "policy");
+        // Another group, or other bytes (as long, or longer), is not this check.
+        assert!(!check.holds(1, b"policy"));
+        assert!(!check.holds(0, b"polica"));
+        assert!(!check.holds(0, b"policy2"));
+        check.check(1, b"policy", &none);
+        assert!(check.holds(1, b"policy") && !check.allowed);
+        // Bytes that are not UTF-8 are named lossily, and refused.
+        check.check(0, b"pol\xffcy", &policy);
+        assert_eq!(check.name, "pol\u{fffd}cy");
+        assert!(!check.allowed);
+    }
 }
