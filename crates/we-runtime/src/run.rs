@@ -150,6 +150,13 @@ pub(crate) fn agent_digest(index: u32, bytes: &[u8]) -> u64 {
     h ^ (h >> 32)
 }
 
+/// The tick state, which the orchestrator alone holds between phases.
+fn exclusive(shared: &mut Arc<Shared>) -> Result<&mut Shared> {
+    Arc::get_mut(shared).ok_or(Error::Internal(
+        "a worker still holds the shared tick state at commit",
+    ))
+}
+
 /// The last model name an inference request of the commit named, decoded,
 /// and whether the agents of its group may use it: the agents of a workload
 /// ask one model tick after tick, so the name is decoded and looked up once
@@ -540,9 +547,7 @@ impl Runtime {
     }
 
     fn shared_mut(&mut self) -> Result<&mut Shared> {
-        Arc::get_mut(&mut self.shared).ok_or(Error::Internal(
-            "a worker still holds the shared tick state at commit",
-        ))
+        exclusive(&mut self.shared)
     }
 
     /// Runs `agent_init` on every agent, commits its effects (delivered at
@@ -1096,9 +1101,7 @@ impl Runtime {
             let fanned_spare = &mut self.fanned_spare;
             let agent_digests = &mut self.last_record.agent_digests;
             let events = &mut self.last_record.events;
-            let shared = Arc::get_mut(&mut self.shared).ok_or(Error::Internal(
-                "a worker still holds the shared tick state at commit",
-            ))?;
+            let shared = exclusive(&mut self.shared)?;
             let bus = &mut shared.bus;
             let regions = &mut shared.regions;
             // Without a per-tick limit every live agent ran (see `schedule`),
@@ -1506,12 +1509,15 @@ impl Runtime {
         self.summary.inferences += results.len() as u64;
         let mut delivered = 0;
         let requests = std::mem::take(&mut self.requests);
+        let argmax_here = &self.argmax_here;
+        let digest_buf = &mut self.digest_buf;
+        let bus = &mut exclusive(&mut self.shared)?.bus;
         for (request, result) in requests.iter().zip(results.iter_mut()) {
             // The post-processing the backend left to the runtime: the
             // trace records the payload delivered either way.
             if let Ok(bytes) = &result.outcome
-                && !self.argmax_here.is_empty()
-                && self.argmax_here.contains(&request.model)
+                && !argmax_here.is_empty()
+                && argmax_here.contains(&request.model)
             {
                 result.outcome = match argmax(bytes) {
                     Some(a) => Ok((a as u64).to_le_bytes().to_vec()),
@@ -1523,7 +1529,6 @@ impl Runtime {
                 Err(reason) => (msg_kind::INFER_ERROR, reason.as_bytes()),
             };
             let receiver = request.agent.index;
-            let bus = &mut self.shared_mut()?.bus;
             if bus
                 .commit_notice(
                     receiver,
@@ -1535,12 +1540,7 @@ impl Runtime {
                 .is_ok()
             {
                 delivered += 1;
-                digest_message(
-                    &mut self.digest_buf,
-                    we_abi::SENDER_INFERENCE,
-                    receiver,
-                    payload,
-                );
+                digest_message(digest_buf, we_abi::SENDER_INFERENCE, receiver, payload);
             }
         }
         self.requests = requests;
