@@ -9,6 +9,7 @@ use crate::scenario::{PolicyName, Scenario};
 use crate::supervise::{Decision, Supervisor};
 use crate::{Error, Result};
 use std::collections::{BTreeMap, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -238,6 +239,13 @@ pub struct Runtime {
     /// The bytes of one commit's effects digest, gathered so that blake3 hashes
     /// them in one call (its SIMD path needs whole chunks in one update).
     effects_buf: Vec<u8>,
+    /// The thread that commits half of a split delivery (see fanout.rs) with
+    /// two or more workers; started at the first commit, `None` without a
+    /// second core or when no thread could be had (the commit then does both
+    /// halves).
+    helper: Option<rayon_core::ThreadPool>,
+    /// Whether starting `helper` was tried (it is tried once).
+    helper_tried: bool,
     /// Messages committed in the last commit.
     last_messages: u64,
     /// The buffers of the two threads of a split commit, kept between ticks.
@@ -466,6 +474,8 @@ impl Runtime {
             free: Vec::new(),
             digest_buf: Vec::new(),
             effects_buf: Vec::new(),
+            helper: None,
+            helper_tried: false,
             last_messages: 0,
             fanned_spare: Default::default(),
             split_commit_min: options.split_commit_min.unwrap_or(DEFAULT_SPLIT_COMMIT_MIN),
@@ -1070,6 +1080,14 @@ impl Runtime {
         effects_buf.clear();
         effects_buf.extend_from_slice(&t.to_le_bytes());
         let n = self.summary.agents;
+        if self.pool.width() >= 2 && !self.helper_tried {
+            self.helper_tried = true;
+            self.helper = rayon_core::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .thread_name(|_| "we-commit".to_string())
+                .build()
+                .ok();
+        }
         let mut messages = 0u64;
         let mut refused = 0u64;
         let mut faults = Vec::new();
@@ -1089,6 +1107,7 @@ impl Runtime {
         // last one: the choice never changes what is committed).
         let split = self.pool.width() >= 2 && self.last_messages >= self.split_commit_min;
         {
+            let helper = self.helper.as_ref();
             let pool = &self.pool;
             let agents = &self.agents;
             let group_caps = &self.group_caps;
@@ -1146,11 +1165,30 @@ impl Runtime {
                 };
                 let [low, high] = bus.split_commit();
                 let [low_buf, high_buf] = std::mem::take(fanned_spare);
-                let (low, high) = std::thread::scope(|scope| {
-                    let high = scope.spawn(|| fanout::fan_out(&inputs, high, high_buf));
-                    (fanout::fan_out(&inputs, low, low_buf), high.join())
-                });
-                let high = high.map_err(|_| Error::Internal("the commit thread panicked"))?;
+                let inputs = &inputs;
+                let (low, high) = match helper {
+                    Some(helper) => {
+                        // A panic of the other half is caught there and
+                        // reported here.
+                        let mut other = None;
+                        let low = helper.in_place_scope(|scope| {
+                            let other = &mut other;
+                            scope.spawn(move |_| {
+                                *other = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                                    fanout::fan_out(inputs, high, high_buf)
+                                }))
+                                .ok();
+                            });
+                            fanout::fan_out(inputs, low, low_buf)
+                        });
+                        (low, other)
+                    }
+                    None => (
+                        fanout::fan_out(inputs, low, low_buf),
+                        Some(fanout::fan_out(inputs, high, high_buf)),
+                    ),
+                };
+                let high = high.ok_or(Error::Internal("the commit thread panicked"))?;
                 bus.absorb([low.1, high.1]);
                 let m = fanout::Merge::new([low.0, high.0]);
                 let (delivered, refusals, dead) = m.totals();
