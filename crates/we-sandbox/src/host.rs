@@ -37,9 +37,10 @@ pub(crate) struct HostEnv {
 pub(crate) struct PackCall {
     /// Slots of the members of this guest call, in order.
     pub slots: Vec<u32>,
-    /// Per member whose `PACK_END` has arrived: the end of its effects in
-    /// `HostEnv::effects` (markers removed) and its status.
-    pub ends: Vec<(usize, i32)>,
+    /// Per member whose `PACK_END` has arrived: where its effects lie in
+    /// `HostEnv::effects` (from just after the previous member's marker to
+    /// its own; the markers stay in the buffer) and its status.
+    pub ends: Vec<(std::ops::Range<usize>, i32)>,
     /// Log lines with the index of the member that wrote them.
     pub logs: Vec<(usize, LogLine)>,
 }
@@ -142,7 +143,14 @@ pub(crate) fn emit(mut env: FunctionEnvMut<HostEnv>, ptr: i32, len: i32) -> Resu
     let (offset, len) = checked_range(data, size, "emit", ptr, len)?;
     let start = data.effects.len();
     let members = data.pack.as_ref().map_or(1, |p| p.slots.len().max(1));
-    if start + len > (data.config.effect_bytes_max as usize).saturating_mul(members) {
+    // Each member's effects, and its `PACK_END` marker in a pack call.
+    let marker = if data.pack.is_some() {
+        EffectHeader::SIZE
+    } else {
+        0
+    };
+    let limit = (data.config.effect_bytes_max as usize).saturating_add(marker);
+    if start + len > limit.saturating_mul(members) {
         return Err(fault(data, FaultKind::EffectLimit));
     }
     data.effects.resize(start + len, 0);
@@ -161,7 +169,7 @@ pub(crate) fn emit(mut env: FunctionEnvMut<HostEnv>, ptr: i32, len: i32) -> Resu
     }
     let checked = match data.pack.as_mut() {
         None => validate_effects(&data.effects[start..], &data.config),
-        Some(pack) => split_pack_effects(&mut data.effects, start, pack, &data.config),
+        Some(pack) => split_pack_effects(&data.effects, start, pack, &data.config),
     };
     if let Err(kind) = checked {
         data.effects.truncate(start);
@@ -209,17 +217,19 @@ pub(crate) fn validate_effects(batch: &[u8], config: &SandboxConfig) -> Result<(
 }
 
 /// A pack's batch, appended to `effects` at `start`: checks every record as
-/// [`validate_effects`] does, takes out the `PACK_END` markers (each must
-/// name the next member's slot, in order) and records where each member's
-/// effects end; a member over the per-agent effect limit faults the pack.
+/// [`validate_effects`] does, checks the `PACK_END` markers (each must name
+/// the next member's slot, in order) and records where each member's effects
+/// lie between them; a member over the per-agent effect limit faults the
+/// pack. The markers stay where they are: each member's effects are copied
+/// out of the buffer once, by range, so moving the rest up over each marker
+/// would be a second copy.
 fn split_pack_effects(
-    effects: &mut Vec<u8>,
+    effects: &[u8],
     start: usize,
     pack: &mut PackCall,
     config: &SandboxConfig,
 ) -> Result<(), FaultKind> {
     let mut read = start;
-    let mut write = start;
     while read < effects.len() {
         let offset = (read - start) as u32;
         let malformed = FaultKind::MalformedEffects { offset };
@@ -235,19 +245,19 @@ fn split_pack_effects(
             if header.flags != 0 || header.len != 0 || expected != Some(header.target) {
                 return Err(malformed);
             }
-            let begin = pack.ends.last().map_or(0, |&(end, _)| end);
-            if write - begin > config.effect_bytes_max as usize {
+            let begin = pack
+                .ends
+                .last()
+                .map_or(0, |(r, _)| r.end + EffectHeader::SIZE);
+            if read.saturating_sub(begin) > config.effect_bytes_max as usize {
                 return Err(FaultKind::EffectLimit);
             }
-            pack.ends.push((write, header.aux as i32));
+            pack.ends.push((begin..read, header.aux as i32));
         } else {
             check_effect(&header, offset, config)?;
-            effects.copy_within(read..read + size, write);
-            write += size;
         }
         read += size;
     }
-    effects.truncate(write);
     Ok(())
 }
 
@@ -516,23 +526,32 @@ mod tests {
         let mut effects = b"earlier!".to_vec();
         effects.extend_from_slice(&batch);
         let mut pack = pack_of(&[3, 5, 8]);
-        split_pack_effects(&mut effects, 8, &mut pack, &config).unwrap();
+        split_pack_effects(&effects, 8, &mut pack, &config).unwrap();
         let mut expected = b"earlier!".to_vec();
         expected.extend_from_slice(&send);
         expected.extend_from_slice(&join);
         expected.extend_from_slice(&send);
-        assert_eq!(effects, expected);
+        let m = EffectHeader::SIZE;
         let a = 8 + send.len();
-        let b = a + join.len() + send.len();
-        assert_eq!(pack.ends, vec![(a, 0), (a, -9), (b, 0)]);
+        let b = a + 2 * m + join.len() + send.len();
+        assert_eq!(
+            pack.ends,
+            vec![(0..a, 0), (a + m..a + m, -9), (a + 2 * m..b, 0)]
+        );
+        // Each range holds the member's effects and no marker.
+        let taken: Vec<u8> = pack
+            .ends
+            .iter()
+            .flat_map(|(r, _)| effects[r.clone()].iter().copied())
+            .collect();
+        assert_eq!(taken, expected);
     }
 
     #[test]
     fn bad_pack_markers_are_malformed_effects() {
         let config = SandboxConfig::default();
         let check = |batch: Vec<u8>, slots: &[u32]| {
-            let mut effects = batch;
-            split_pack_effects(&mut effects, 0, &mut pack_of(slots), &config)
+            split_pack_effects(&batch, 0, &mut pack_of(slots), &config)
         };
         // Out of order, a slot not in the call, a marker with a payload,
         // more markers than members.
@@ -577,12 +596,11 @@ mod tests {
             &record(op::PACK_END, 1, 0, &[]),
         ]
         .concat();
-        let mut effects = ok;
-        split_pack_effects(&mut effects, 0, &mut pack_of(&[0, 1]), &config).unwrap();
+        split_pack_effects(&ok, 0, &mut pack_of(&[0, 1]), &config).unwrap();
         // Three for one member: over.
-        let mut effects = [&send[..], &send, &send, &record(op::PACK_END, 0, 0, &[])].concat();
+        let effects = [&send[..], &send, &send, &record(op::PACK_END, 0, 0, &[])].concat();
         assert_eq!(
-            split_pack_effects(&mut effects, 0, &mut pack_of(&[0, 1]), &config),
+            split_pack_effects(&effects, 0, &mut pack_of(&[0, 1]), &config),
             Err(FaultKind::EffectLimit)
         );
     }

@@ -192,13 +192,12 @@ impl WasmPack {
 
     /// Hands each member its effects, log lines and status.
     fn split(&self, all: &Emitted, call: &PackCall, out: &mut [PackOutput], fuel: u64) {
-        let mut begin = 0;
-        for (k, (o, &(end, status))) in out.iter_mut().zip(&call.ends).enumerate() {
+        for (k, (o, (range, status))) in out.iter_mut().zip(&call.ends).enumerate() {
+            let status = *status;
             o.emitted.clear();
             o.emitted
                 .effects
-                .extend_from_slice(&all.effects[begin..end]);
-            begin = end;
+                .extend_from_slice(all.effects.get(range.clone()).unwrap_or_default());
             o.fault = (status != we_abi::STATUS_OK).then_some(FaultKind::ErrorCode(status));
             if k == 0 {
                 o.emitted.fuel_used += fuel;
