@@ -99,14 +99,40 @@ fn checked_range(
 /// byte by byte with volatile accesses, which dominated the cost of a call.
 #[inline]
 pub(crate) fn read_guest(view: &MemoryView<'_>, offset: u64, dst: &mut [u8]) -> Result<(), ()> {
+    with_guest(view, offset, dst.len(), |src| dst.copy_from_slice(src))
+}
+
+/// Appends `len` bytes of guest memory at `offset` to `dst` (no zero fill
+/// first, as reading into a resized buffer would do); `Err`, and `dst`
+/// unchanged, if out of range.
+#[inline]
+pub(crate) fn append_guest(
+    view: &MemoryView<'_>,
+    offset: u64,
+    len: usize,
+    dst: &mut Vec<u8>,
+) -> Result<(), ()> {
+    with_guest(view, offset, len, |src| dst.extend_from_slice(src))
+}
+
+/// Calls `f` on the `len` bytes of guest memory at `offset`; `Err` if out of
+/// range.
+#[inline]
+fn with_guest(
+    view: &MemoryView<'_>,
+    offset: u64,
+    len: usize,
+    f: impl FnOnce(&[u8]),
+) -> Result<(), ()> {
     // SAFETY: the guest is not running concurrently: this runs either between
     // export calls (the caller holds the store) or inside a host call, while
     // the guest waits for it; the memory is never shared with another thread
-    // or instance (threads are disabled). The slice lives only for this copy.
+    // or instance (threads are disabled). The slice lives only for `f`, which
+    // cannot keep it.
     let data = unsafe { view.data_unchecked() };
     let start = usize::try_from(offset).map_err(|_| ())?;
-    let end = start.checked_add(dst.len()).ok_or(())?;
-    dst.copy_from_slice(data.get(start..end).ok_or(())?);
+    let end = start.checked_add(len).ok_or(())?;
+    f(data.get(start..end).ok_or(())?);
     Ok(())
 }
 
@@ -153,10 +179,13 @@ pub(crate) fn emit(mut env: FunctionEnvMut<HostEnv>, ptr: i32, len: i32) -> Resu
     if start + len > limit.saturating_mul(members) {
         return Err(fault(data, FaultKind::EffectLimit));
     }
-    data.effects.resize(start + len, 0);
     let read = match &view {
-        Some(view) => read_guest(view, offset, &mut data.effects[start..]),
-        None => Ok(()),
+        Some(view) => append_guest(view, offset, len, &mut data.effects),
+        // No memory: zero bytes, as the guest's view would be.
+        None => {
+            data.effects.resize(start + len, 0);
+            Ok(())
+        }
     };
     if read.is_err() {
         data.effects.truncate(start);
