@@ -50,9 +50,11 @@ pub struct ManagerConfig {
     /// A batch is handed to ONNX Runtime in runs of at most this many rows
     /// (whole requests; a request of more rows runs alone). A run of a few
     /// hundred rows keeps the model's intermediate tensors in the core's
-    /// cache: the reference policy model took about a third longer per row
-    /// in runs of 5,000 rows than in runs of 1,000 (BENCHMARKS.md). Results
-    /// are the same bits, as with `split_rows` (tested). 0 never cuts.
+    /// cache: the reference policy model took up to a third longer per row
+    /// in runs of 5,000 rows than in runs of 1,000 while the machine was
+    /// busy, and the same when it was quiet (BENCHMARKS.md, sixth round).
+    /// Results are the same bits, as with `split_rows` (tested). 0 never
+    /// cuts.
     pub chunk_rows: u64,
     /// The ONNX Runtime shared library; `None` reads `ORT_DYLIB_PATH`. Ignored when
     /// built without the `load-dynamic` feature.
