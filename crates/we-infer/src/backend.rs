@@ -411,6 +411,18 @@ struct Run<'a> {
     twin_outputs: &'a mut Vec<OutputScratch>,
 }
 
+impl Run<'_> {
+    /// The same run, borrowing this one's buffers, for a part of its batch.
+    fn reborrow(&mut self) -> Run<'_> {
+        Run {
+            outputs: &mut *self.outputs,
+            payloads: &mut *self.payloads,
+            twin_outputs: &mut *self.twin_outputs,
+            ..*self
+        }
+    }
+}
+
 impl Scratch {
     /// The batch formed and what running it needs.
     fn batch_run(&mut self, argmax: bool, chunk_rows: u64) -> (&[(usize, u64)], Run<'_>) {
@@ -695,7 +707,7 @@ fn execute(
     requests: &[InferenceRequest],
     batch: &[(usize, u64)],
     batched: bool,
-    run: Run<'_>,
+    mut run: Run<'_>,
     results: &mut [InferenceResult],
 ) {
     let limit = run.chunk_rows;
@@ -715,13 +727,15 @@ fn execute(
             .unwrap_or(rest.len())
             .max(1);
         let (chunk, after) = rest.split_at(cut);
-        let part = Run {
-            outputs: &mut *run.outputs,
-            payloads: &mut *run.payloads,
-            twin_outputs: &mut *run.twin_outputs,
-            ..run
-        };
-        execute_run(entry, runner, requests, chunk, batched, part, results);
+        execute_run(
+            entry,
+            runner,
+            requests,
+            chunk,
+            batched,
+            run.reborrow(),
+            results,
+        );
         rest = after;
     }
 }
@@ -758,13 +772,15 @@ fn execute_run(
     if let Some(reason) = failure {
         if batch.len() > 1 {
             for one in batch.chunks(1) {
-                let again = Run {
-                    outputs: &mut *run.outputs,
-                    payloads: &mut *run.payloads,
-                    twin_outputs: &mut *run.twin_outputs,
-                    ..run
-                };
-                execute_run(entry, runner, requests, one, batched, again, results);
+                execute_run(
+                    entry,
+                    runner,
+                    requests,
+                    one,
+                    batched,
+                    run.reborrow(),
+                    results,
+                );
             }
         } else {
             for &(i, _) in batch {
