@@ -21,6 +21,6 @@ pub use task::{Task, TaskId, TaskKind};
 pub use traits::{
     AgentCall, AgentHost, AgentInstance, BoxError, CallOutcome, Divergence, Emitted, FaultKind,
     InferenceBackend, InferenceRequest, InferenceResult, LogLine, ModuleInfo, PackInstance,
-    PackMember, PackOutput, PackPhase, Postprocess, RegionView, SNAPSHOT_REGION_BYTES_MAX,
-    Snapshot, StateObserver, TickRecord, TraceHeader, TraceSink,
+    PackMember, PackOutput, PackOutputs, PackPhase, Postprocess, RegionView,
+    SNAPSHOT_REGION_BYTES_MAX, Snapshot, StateObserver, TickRecord, TraceHeader, TraceSink,
 };

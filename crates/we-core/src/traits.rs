@@ -231,12 +231,40 @@ pub enum PackPhase<'a> {
 /// What one member of a pack call produced.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PackOutput {
-    /// Its effects and log lines; the call's fuel is counted on the first
-    /// member of each guest call.
-    pub emitted: Emitted,
+    /// Where its effects lie in [`PackOutputs::effects`].
+    pub effects: std::ops::Range<usize>,
+    /// Fuel of the guest calls this member was the first of (the call's fuel
+    /// is counted on the first member of each guest call).
+    pub fuel_used: u64,
     /// Its own failure (a non-zero status from its turn), which leaves the
     /// pack and the other members running.
     pub fault: Option<FaultKind>,
+}
+
+/// What the members of a pack call produced. The effects of every member stay
+/// in one buffer, appended call after call until the caller empties it, and
+/// each member's are found by range: no buffer per member, and nothing is
+/// copied out of what the guest emitted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PackOutputs {
+    /// Effect records (we-abi `EffectHeader` layout). A member's lie at its
+    /// [`PackOutput::effects`]; bytes between members are not effects.
+    pub effects: Vec<u8>,
+    /// One per member of the last call, in the order of its `members`.
+    pub members: Vec<PackOutput>,
+    /// Lines logged in the last call, each with its member's position in
+    /// `members`, in order.
+    pub logs: Vec<(usize, LogLine)>,
+}
+
+impl PackOutputs {
+    /// The effects of member `k` of the last call (empty if there is none).
+    pub fn effects_of(&self, k: usize) -> &[u8] {
+        self.members
+            .get(k)
+            .and_then(|m| self.effects.get(m.effects.clone()))
+            .unwrap_or_default()
+    }
 }
 
 /// Several agents of one group in one sandboxed instance: one memory, one
@@ -247,16 +275,18 @@ pub struct PackOutput {
 /// budget is the per-agent budget times the members in a call) faults every
 /// member. Packs are opt-in per scenario group.
 pub trait PackInstance {
-    /// Runs `phase` for `members` (ascending slots), filling `out[k]` for
-    /// member `k` (`out` is at least as long as `members`). `Err` faults
-    /// every member, and the instance is unusable from then on.
+    /// Runs `phase` for `members` (ascending slots): appends their effects to
+    /// `out.effects` and sets `out.members[k]` for member `k` (and nothing
+    /// else) and `out.logs`. `Err` faults every member, leaves `out.effects`
+    /// as it was before the call and `out.members` and `out.logs` empty, and
+    /// the instance is unusable from then on.
     fn call(
         &mut self,
         tick: Tick,
         phase: PackPhase<'_>,
         members: &[PackMember<'_>],
         regions: Option<&dyn RegionView>,
-        out: &mut [PackOutput],
+        out: &mut PackOutputs,
     ) -> Result<(), FaultKind>;
 
     /// Bytes of linear memory the instance currently holds.

@@ -57,7 +57,7 @@ pub(crate) fn fan_out(
     out.refused = 0;
     out.dead_letters = 0;
     for i in 0..inputs.agents {
-        let Some(result) = inputs.results.get(i) else {
+        let Some((result, effects)) = inputs.results.with_effects(i) else {
             continue;
         };
         if !result.ran || result.fault.is_some() || inputs.injector.trap(inputs.tick, i) {
@@ -66,7 +66,7 @@ pub(crate) fn fan_out(
         let Some(caps) = (inputs.caps)(i) else {
             continue;
         };
-        for record in Records::new(&result.emitted.effects) {
+        for record in Records::new(effects) {
             // The serial pass reports malformed effects; nothing after them
             // is committed.
             let Ok((header, payload)) = record else {

@@ -24,7 +24,7 @@ use we_abi::{InitContext, StepContext};
 use we_core::hint::prefetch;
 use we_core::{
     AgentCall, AgentHost, AgentId, AgentInstance, CallOutcome, Emitted, FaultKind, PackInstance,
-    PackMember, PackOutput, PackPhase, Tick,
+    PackMember, PackOutputs, PackPhase, Tick,
 };
 use we_ipc::Bus;
 
@@ -113,7 +113,11 @@ pub(crate) const RUN_RESTART: u8 = 2;
 /// The result of one agent in one phase.
 #[derive(Debug, Default)]
 pub(crate) struct AgentResult {
+    /// Its log lines and fuel, and the effects of an agent with its own
+    /// instance (a packed agent's are in its batch, at `packed`).
     pub emitted: Emitted,
+    /// Where a packed agent's effects lie in [`Batch::packed`].
+    pub packed: std::ops::Range<usize>,
     pub fault: Option<FaultKind>,
     pub ran: bool,
     /// [`agent_digest`] of the emitted effects, computed by the worker.
@@ -124,7 +128,27 @@ impl AgentResult {
     /// Empties the result for a new phase, keeping the buffers.
     fn reset(&mut self) {
         self.emitted.clear();
+        self.packed = 0..0;
         self.fault = None;
+        self.ran = false;
+        self.digest = 0;
+    }
+
+    /// [`AgentResult::reset`] for a packed agent, which leaves the effects
+    /// buffer alone (it is not used) and writes the log and fuel only when
+    /// they hold something: the result was read by the committing thread,
+    /// and each line written here has to be taken back from it.
+    fn reset_packed(&mut self) {
+        if !self.emitted.log.is_empty() {
+            self.emitted.log.clear();
+        }
+        if self.emitted.fuel_used != 0 {
+            self.emitted.fuel_used = 0;
+        }
+        if self.fault.is_some() {
+            self.fault = None;
+        }
+        self.packed = 0..0;
         self.ran = false;
         self.digest = 0;
     }
@@ -134,6 +158,21 @@ impl AgentResult {
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
     pub results: Vec<AgentResult>,
+    /// The effects of the partition's packed agents, pack call after pack
+    /// call, as the packs emitted them (see [`PackOutputs`]).
+    pub packed: Vec<u8>,
+}
+
+impl Batch {
+    /// The effects of `result`, one of this batch's.
+    #[inline]
+    fn effects_of<'a>(&'a self, result: &'a AgentResult) -> &'a [u8] {
+        if result.packed.is_empty() {
+            &result.emitted.effects
+        } else {
+            self.packed.get(result.packed.clone()).unwrap_or_default()
+        }
+    }
 }
 
 /// Which export a phase runs.
@@ -156,7 +195,7 @@ struct Partition {
     units: Vec<Unit>,
     packs: Vec<PackUnit>,
     /// Members' outputs of a pack call, kept for their buffers.
-    pack_out: Vec<PackOutput>,
+    pack_out: PackOutputs,
     scratch: Vec<u8>,
     perturb_state: u64,
 }
@@ -218,7 +257,7 @@ impl Partition {
             instances,
             units: partition_units,
             packs,
-            pack_out: Vec::new(),
+            pack_out: PackOutputs::default(),
             scratch: Vec::new(),
             perturb_state: 0x2545_F491_4F6C_DD1D ^ seed,
         })
@@ -228,6 +267,7 @@ impl Partition {
         batch
             .results
             .resize_with(self.specs.len(), AgentResult::default);
+        batch.packed.clear();
         for u in 0..self.units.len() {
             match self.units[u] {
                 Unit::Single(j) => self.run_single(j, phase, shared, batch),
@@ -382,7 +422,7 @@ impl Partition {
         let mut restart = Vec::new();
         let mut run = Vec::with_capacity(len);
         for j in first..first + len {
-            batch.results[j].reset();
+            batch.results[j].reset_packed();
             let index = self.specs[j].id.index as usize;
             match shared.run.get(index).copied().unwrap_or(RUN_SKIP) {
                 _ if phase == Phase::Init => run.push(j),
@@ -486,21 +526,22 @@ impl Partition {
                 }
             })
             .collect();
-        if self.pack_out.len() < list.len() {
-            self.pack_out.resize_with(list.len(), PackOutput::default);
-        }
         let regions = match phase {
             PackPhase::Step => Some(&shared.regions as &dyn we_core::RegionView),
             _ => None,
         };
         let pack = &mut self.packs[p];
+        let out = &mut self.pack_out;
+        // The members' effects go straight into the batch's buffer.
+        std::mem::swap(&mut out.effects, &mut batch.packed);
         let outcome = match pack.instance.as_mut() {
-            Some(instance) => instance.call(shared.tick, phase, &list, regions, &mut self.pack_out),
+            Some(instance) => instance.call(shared.tick, phase, &list, regions, out),
             None => Err(FaultKind::Trap {
                 code: "pack instance lost to an earlier fault".to_string(),
             }),
         };
-        if outcome.is_err() {
+        std::mem::swap(&mut out.effects, &mut batch.packed);
+        if outcome.is_err() || out.members.len() != members.len() {
             // A faulted pack is dropped at once: its memory goes back, and
             // none of its agents lives on.
             pack.instance = None;
@@ -509,20 +550,37 @@ impl Partition {
         for (k, &j) in members.iter().enumerate() {
             let result = &mut batch.results[j];
             result.ran = true;
-            match &outcome {
-                Err(kind) => result.fault = Some(kind.clone()),
-                Ok(()) => {
-                    let out = &mut self.pack_out[k];
-                    std::mem::swap(&mut result.emitted, &mut out.emitted);
-                    result.fault = out.fault.take();
-                    if let Some(live) = pack.live.get_mut(j - first) {
-                        *live = result.fault.is_none() && (init || *live);
-                    }
-                    if result.fault.is_none() {
-                        result.digest =
-                            agent_digest(self.specs[j].id.index, &result.emitted.effects);
-                    }
+            let member = match &outcome {
+                Err(kind) => {
+                    result.fault = Some(kind.clone());
+                    continue;
                 }
+                Ok(()) => match out.members.get_mut(k) {
+                    Some(member) => member,
+                    None => {
+                        result.fault = Some(FaultKind::Trap {
+                            code: "pack call gave no output for a member".to_string(),
+                        });
+                        continue;
+                    }
+                },
+            };
+            result.fault = member.fault.take();
+            if member.fuel_used != 0 {
+                result.emitted.fuel_used += member.fuel_used;
+            }
+            if let Some(live) = pack.live.get_mut(j - first) {
+                *live = result.fault.is_none() && (init || *live);
+            }
+            if result.fault.is_none() {
+                let effects = batch.packed.get(member.effects.clone()).unwrap_or_default();
+                result.packed = member.effects.clone();
+                result.digest = agent_digest(self.specs[j].id.index, effects);
+            }
+        }
+        for (k, line) in out.logs.drain(..) {
+            if let Some(&j) = members.get(k) {
+                batch.results[j].emitted.log.push(line);
             }
         }
     }
@@ -775,6 +833,15 @@ impl<'a> Results<'a> {
         self.batches
             .get(w as usize)
             .and_then(|b| b.results.get(j as usize))
+    }
+
+    /// The result of agent `index` and its effects.
+    #[inline]
+    pub fn with_effects(&self, index: u32) -> Option<(&'a AgentResult, &'a [u8])> {
+        let &(w, j) = self.locations.get(index as usize)?;
+        let batch = self.batches.get(w as usize)?;
+        let result = batch.results.get(j as usize)?;
+        Some((result, batch.effects_of(result)))
     }
 }
 

@@ -1197,8 +1197,9 @@ impl Runtime {
                 dead_letters += dead;
                 merge = Some(m);
             }
+            let results = pool.results();
             for i in 0..n {
-                let Some(result) = pool.result(i) else {
+                let Some((result, effects)) = results.with_effects(i) else {
                     agent_digests.push(0);
                     continue;
                 };
@@ -1227,7 +1228,6 @@ impl Runtime {
                     effects_buf.extend_from_slice(kind.to_string().as_bytes());
                     continue;
                 }
-                let effects = &result.emitted.effects;
                 let Some((group, caps)) = agents
                     .get(i as usize)
                     .and_then(|meta| Some((meta.group, group_caps.get(meta.group)?)))
@@ -1588,14 +1588,14 @@ impl Runtime {
 
     /// The agent's effects of the last tick, one per line, for divergence reports.
     pub fn describe_effects(&self, agent: u32) -> String {
-        let Some(result) = self.pool.result(agent) else {
+        let Some((result, effects)) = self.pool.results().with_effects(agent) else {
             return String::new();
         };
         if let Some(kind) = &result.fault {
             return format!("    fault: {kind}");
         }
         let mut out = String::new();
-        for record in Records::new(&result.emitted.effects).flatten() {
+        for record in Records::new(effects).flatten() {
             let (header, payload) = record;
             if let Some(h) = EffectHeader::decode(header) {
                 let name = match h.op {

@@ -125,7 +125,7 @@ fn calls(c: &mut Criterion) {
     let mut pack = sandbox
         .instantiate_pack(m, PACK, 1)
         .expect("instantiates a pack");
-    let mut outs = vec![we_core::PackOutput::default(); PACK as usize];
+    let mut outs = we_core::PackOutputs::default();
     let members = |inbox: &'static [u8]| -> Vec<we_core::PackMember<'static>> {
         (0..PACK)
             .map(|slot| we_core::PackMember {
@@ -149,6 +149,7 @@ fn calls(c: &mut Criterion) {
     g.throughput(criterion::Throughput::Elements(u64::from(PACK)));
     g.bench_function("sandbox_pack_step_1msg_send_1_per_agent", |b| {
         b.iter(|| {
+            outs.effects.clear();
             black_box(pack.call(Tick(5), we_core::PackPhase::Step, &stepped, None, &mut outs))
         })
     });

@@ -37,6 +37,9 @@ pub(crate) struct HostEnv {
 pub(crate) struct PackCall {
     /// Slots of the members of this guest call, in order.
     pub slots: Vec<u32>,
+    /// Length of `HostEnv::effects` when the call began: its effects are
+    /// appended after what earlier calls left there.
+    pub base: usize,
     /// Per member whose `PACK_END` has arrived: where its effects lie in
     /// `HostEnv::effects` (from just after the previous member's marker to
     /// its own; the markers stay in the buffer) and its status.
@@ -168,6 +171,7 @@ pub(crate) fn emit(mut env: FunctionEnvMut<HostEnv>, ptr: i32, len: i32) -> Resu
     let size = view.as_ref().map_or(0, |v| v.data_size());
     let (offset, len) = checked_range(data, size, "emit", ptr, len)?;
     let start = data.effects.len();
+    let base = data.pack.as_ref().map_or(0, |p| p.base.min(start));
     let members = data.pack.as_ref().map_or(1, |p| p.slots.len().max(1));
     // Each member's effects, and its `PACK_END` marker in a pack call.
     let marker = if data.pack.is_some() {
@@ -176,7 +180,7 @@ pub(crate) fn emit(mut env: FunctionEnvMut<HostEnv>, ptr: i32, len: i32) -> Resu
         0
     };
     let limit = (data.config.effect_bytes_max as usize).saturating_add(marker);
-    if start + len > limit.saturating_mul(members) {
+    if start - base + len > limit.saturating_mul(members) {
         return Err(fault(data, FaultKind::EffectLimit));
     }
     let read = match &view {
@@ -277,7 +281,7 @@ fn split_pack_effects(
             let begin = pack
                 .ends
                 .last()
-                .map_or(0, |(r, _)| r.end + EffectHeader::SIZE);
+                .map_or(pack.base, |(r, _)| r.end + EffectHeader::SIZE);
             if read.saturating_sub(begin) > config.effect_bytes_max as usize {
                 return Err(FaultKind::EffectLimit);
             }
@@ -574,6 +578,17 @@ mod tests {
             .flat_map(|(r, _)| effects[r.clone()].iter().copied())
             .collect();
         assert_eq!(taken, expected);
+        // The same bytes after an earlier call's effects: the first member's
+        // range begins where this call began.
+        let mut pack = PackCall {
+            base: 8,
+            ..pack_of(&[3, 5, 8])
+        };
+        split_pack_effects(&effects, 8, &mut pack, &config).unwrap();
+        assert_eq!(
+            pack.ends,
+            vec![(8..a, 0), (a + m..a + m, -9), (a + 2 * m..b, 0)]
+        );
     }
 
     #[test]

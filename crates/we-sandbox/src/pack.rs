@@ -6,8 +6,9 @@
 //! buffer stays small whatever the inboxes; each chunk is one metered guest
 //! call whose budget is the per-agent budget times its members. The guest
 //! closes each member's effects with a `PACK_END` record; `host::emit`
-//! checks the order and takes the markers out, and the effects are then
-//! split back to the members here.
+//! checks the order and notes where each member's effects lie. The effects
+//! are emitted straight into the caller's [`PackOutputs::effects`], markers
+//! and all, and stay there: each member's are handed back as a range.
 
 use crate::host::PackCall;
 use crate::instance::{Guest, instantiate_error};
@@ -18,8 +19,8 @@ use wasmer::{Engine, Module, TypedFunction};
 use we_abi::pack::{PACK_INIT, PACK_SHUTDOWN, PACK_STEP, PackEntry, PackHeader};
 use we_abi::{SplitMix64, exports};
 use we_core::{
-    AgentId, Emitted, FaultKind, ModuleInfo, PackInstance, PackMember, PackOutput, PackPhase,
-    RegionView, Tick,
+    AgentId, Emitted, FaultKind, ModuleInfo, PackInstance, PackMember, PackOutput, PackOutputs,
+    PackPhase, RegionView, Tick,
 };
 
 /// Most bytes of exchange buffer one guest call of a pack is given (unless
@@ -32,7 +33,8 @@ pub struct WasmPack {
     f_pack: TypedFunction<(i32, i32), i32>,
     seed: u64,
     slots: u32,
-    /// The chunk's effects and log lines while the guest runs.
+    /// The chunk's effects (the caller's buffer, lent) and unattributed log
+    /// lines while the guest runs.
     scratch: Emitted,
     /// Kept between calls for its buffers.
     call_state: PackCall,
@@ -68,15 +70,16 @@ impl WasmPack {
         })
     }
 
-    /// Writes one chunk's buffer into guest memory and runs it; fills
-    /// `out[..members.len()]`.
+    /// Writes one chunk's buffer into guest memory and runs it; appends its
+    /// members' effects to `out.effects` and their outputs to `out.members`
+    /// and `out.logs`.
     fn run_chunk(
         &mut self,
         tick: Tick,
         phase: PackPhase<'_>,
         members: &[PackMember<'_>],
         regions: Option<&dyn RegionView>,
-        out: &mut [PackOutput],
+        out: &mut PackOutputs,
     ) -> Result<(), FaultKind> {
         let (kind, config, agent_count) = match phase {
             PackPhase::Init {
@@ -154,9 +157,13 @@ impl WasmPack {
         call.slots.extend(members.iter().map(|m| m.slot));
         call.ends.clear();
         call.logs.clear();
+        call.base = out.effects.len();
+        let base = call.base;
         self.guest.env.as_mut(&mut self.guest.store).pack = Some(call);
         self.scratch.clear();
         let mut scratch = std::mem::take(&mut self.scratch);
+        // The guest emits straight into the caller's buffer.
+        std::mem::swap(&mut scratch.effects, &mut out.effects);
         self.guest.enter(tick, regions, &mut scratch);
         let f = self.f_pack.clone();
         let budget = self
@@ -167,7 +174,8 @@ impl WasmPack {
             f.call(store, ptr as i32, need as i32)
         });
         self.guest.leave(&mut scratch);
-        let call = self
+        std::mem::swap(&mut scratch.effects, &mut out.effects);
+        let mut call = self
             .guest
             .env
             .as_mut(&mut self.guest.store)
@@ -177,11 +185,11 @@ impl WasmPack {
         let outcome = match result {
             Err(kind) => Err(kind),
             Ok(we_abi::STATUS_OK) if call.ends.len() == members.len() => {
-                self.split(&scratch, &call, out, fuel);
+                Self::hand_out(&mut scratch, &mut call, out, fuel);
                 Ok(())
             }
             Ok(we_abi::STATUS_OK) => Err(FaultKind::MalformedEffects {
-                offset: scratch.effects.len() as u32,
+                offset: out.effects.len().saturating_sub(base) as u32,
             }),
             Ok(code) => Err(FaultKind::ErrorCode(code)),
         };
@@ -190,27 +198,25 @@ impl WasmPack {
         outcome
     }
 
-    /// Hands each member its effects, log lines and status.
-    fn split(&self, all: &Emitted, call: &PackCall, out: &mut [PackOutput], fuel: u64) {
-        for (k, (o, (range, status))) in out.iter_mut().zip(&call.ends).enumerate() {
+    /// Hands each member of a chunk its effects' range, log lines and status.
+    fn hand_out(all: &mut Emitted, call: &mut PackCall, out: &mut PackOutputs, fuel: u64) {
+        let first = out.members.len();
+        for (k, (range, status)) in call.ends.iter().enumerate() {
             let status = *status;
-            o.emitted.clear();
-            o.emitted
-                .effects
-                .extend_from_slice(all.effects.get(range.clone()).unwrap_or_default());
-            o.fault = (status != we_abi::STATUS_OK).then_some(FaultKind::ErrorCode(status));
-            if k == 0 {
-                o.emitted.fuel_used += fuel;
-                // Lines the host could not attribute (a marker line about
-                // dropped lines) go to the first member.
-                o.emitted.log.extend(all.log.iter().cloned());
-            }
+            out.members.push(PackOutput {
+                effects: range.clone(),
+                fuel_used: if k == 0 { fuel } else { 0 },
+                fault: (status != we_abi::STATUS_OK).then_some(FaultKind::ErrorCode(status)),
+            });
         }
-        for (member, line) in &call.logs {
-            if let Some(o) = out.get_mut(*member) {
-                o.emitted.log.push(line.clone());
-            }
-        }
+        // Lines the host could not attribute (a marker line about dropped
+        // lines) go to the chunk's first member, ahead of its own.
+        out.logs.extend(all.log.drain(..).map(|line| (first, line)));
+        out.logs.extend(
+            call.logs
+                .drain(..)
+                .map(|(member, line)| (first + member, line)),
+        );
     }
 }
 
@@ -221,18 +227,19 @@ impl PackInstance for WasmPack {
         phase: PackPhase<'_>,
         members: &[PackMember<'_>],
         regions: Option<&dyn RegionView>,
-        out: &mut [PackOutput],
+        out: &mut PackOutputs,
     ) -> Result<(), FaultKind> {
+        out.members.clear();
+        out.logs.clear();
         if let Some(kind) = &self.faulted {
             return Err(kind.clone());
         }
-        if out.len() < members.len() || members.iter().any(|m| m.slot >= self.slots) {
+        if members.iter().any(|m| m.slot >= self.slots) {
             return Err(FaultKind::OutOfBounds {
                 what: exports::PACK_CALL.to_string(),
             });
         }
-        // Each output is emptied as its member's effects are split into it,
-        // while its cache line is at hand (one pass over the outputs, not two).
+        let base = out.effects.len();
         let fixed = match phase {
             PackPhase::Init { config, .. } => PackHeader::SIZE + config.len(),
             _ => PackHeader::SIZE,
@@ -255,12 +262,11 @@ impl PackInstance for WasmPack {
                 end += 1;
             }
             let chunk = &members[first..end];
-            if let Err(kind) = self.run_chunk(tick, phase, chunk, regions, &mut out[first..end]) {
+            if let Err(kind) = self.run_chunk(tick, phase, chunk, regions, out) {
                 self.faulted = Some(kind.clone());
-                for o in out.iter_mut().take(members.len()) {
-                    o.emitted.clear();
-                    o.fault = None;
-                }
+                out.effects.truncate(base);
+                out.members.clear();
+                out.logs.clear();
                 return Err(kind);
             }
             first = end;
