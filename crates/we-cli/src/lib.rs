@@ -22,8 +22,9 @@ pub fn sandbox_config(scenario: &Scenario) -> SandboxConfig {
     // Dynamic memories (we-sandbox `ReservedMemory`) map the capped size once
     // and grow in place: as fast per tick as static ones (docs/BENCHMARKS.md),
     // ~29 KiB resident per idle agent, and 100,000 agents fit in one process;
-    // static memories reserve ~8 GiB of address space each (~15,000 at most).
-    // `WE_MEMORY_STYLE=static|dynamic` overrides the choice (for measurements).
+    // static memories reserve ~8 GiB of address space each (~15,000 at most),
+    // so only large packs get them (`we_sandbox::PACK_STATIC_SLOTS_MIN`).
+    // `WE_MEMORY_STYLE=static` makes every memory static (for measurements).
     let memory_style = match std::env::var("WE_MEMORY_STYLE").as_deref() {
         Ok("static") => MemoryStyleChoice::Static,
         _ => MemoryStyleChoice::Dynamic,

@@ -156,3 +156,34 @@ backoff_ticks = 2
         assert_eq!(packed.dead_letters, alone.dead_letters);
     }
 }
+
+#[test]
+fn a_pack_on_static_memories_faults_as_a_small_pack_and_a_lone_agent_do() {
+    // A pack this large runs on the static-memory build of its module.
+    let large = we_sandbox::PACK_STATIC_SLOTS_MIN;
+    // Mode 4: `agent_step` recurses until a stack runs out, from tick 2;
+    // byte 9: only group index 1.
+    let config = "040200000000000000".to_string() + "01";
+    let groups = [Group {
+        module: "hostile-trap",
+        count: large,
+        config_hex: &config,
+    }];
+    let alone = run(scenario(&groups, 4, ""), 1, 0);
+    assert_eq!(alone.faults.len(), 1, "{:?}", alone.faults);
+    let (agent, tick, kind) = &alone.faults[0];
+    assert_eq!((agent.index, *tick), (1, 2));
+    for (pack, faulted) in [(4, 4), (large, large)] {
+        for workers in [1, 2] {
+            let s = run(scenario_packed(&groups, 4, "", pack), workers, 0);
+            // The whole pack of the hostile agent, with its fault.
+            let expected: Vec<_> = (0..faulted).map(|i| (i, 2, kind.clone())).collect();
+            let got: Vec<_> = s
+                .faults
+                .iter()
+                .map(|(a, t, k)| (a.index, *t, k.clone()))
+                .collect();
+            assert_eq!(got, expected, "pack={pack} W={workers}");
+        }
+    }
+}
