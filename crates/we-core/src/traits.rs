@@ -236,9 +236,10 @@ pub struct PackOutput {
     /// Fuel of the guest calls this member was the first of (the call's fuel
     /// is counted on the first member of each guest call).
     pub fuel_used: u64,
-    /// Its own failure (a non-zero status from its turn), which leaves the
-    /// pack and the other members running.
-    pub fault: Option<FaultKind>,
+    /// The status its turn ended with: `we_abi::STATUS_OK`, or its own
+    /// failure ([`FaultKind::ErrorCode`]), which leaves the pack and the
+    /// other members running.
+    pub status: i32,
 }
 
 /// What the members of a pack call produced. The effects of every member stay

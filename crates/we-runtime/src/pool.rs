@@ -565,7 +565,9 @@ impl Partition {
                     }
                 },
             };
-            result.fault = member.fault.take();
+            if member.status != we_abi::STATUS_OK {
+                result.fault = Some(FaultKind::ErrorCode(member.status));
+            }
             if member.fuel_used != 0 {
                 result.emitted.fuel_used += member.fuel_used;
             }

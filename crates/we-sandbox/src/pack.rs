@@ -18,6 +18,7 @@ use std::sync::Arc;
 use wasmer::{Engine, Module, TypedFunction};
 use we_abi::pack::{PACK_INIT, PACK_SHUTDOWN, PACK_STEP, PackEntry, PackHeader};
 use we_abi::{SplitMix64, exports};
+use we_core::hint::prefetch;
 use we_core::{
     AgentId, Emitted, FaultKind, ModuleInfo, PackInstance, PackMember, PackOutput, PackOutputs,
     PackPhase, RegionView, Tick,
@@ -121,6 +122,13 @@ impl WasmPack {
             dst[..PackHeader::SIZE].copy_from_slice(&bytes);
             let mut at = entries_end;
             for (k, m) in members.iter().enumerate() {
+                // Each inbox is a buffer of its own, last written by the
+                // committing thread: start loading the one two ahead.
+                if kind == PACK_STEP
+                    && let Some(ahead) = members.get(k + 2)
+                {
+                    prefetch(ahead.inbox.as_ptr());
+                }
                 let entry = PackEntry {
                     slot: m.slot,
                     agent_id: m.id.index,
@@ -202,11 +210,10 @@ impl WasmPack {
     fn hand_out(all: &mut Emitted, call: &mut PackCall, out: &mut PackOutputs, fuel: u64) {
         let first = out.members.len();
         for (k, (range, status)) in call.ends.iter().enumerate() {
-            let status = *status;
             out.members.push(PackOutput {
                 effects: range.clone(),
                 fuel_used: if k == 0 { fuel } else { 0 },
-                fault: (status != we_abi::STATUS_OK).then_some(FaultKind::ErrorCode(status)),
+                status: *status,
             });
         }
         // Lines the host could not attribute (a marker line about dropped
