@@ -1677,7 +1677,7 @@ fn deliver(
 
 /// Appends the 16-byte workload encoding of a message (8-byte payloads as in
 /// `shared/workloads.md`; other payloads are appended whole).
-#[inline]
+#[inline(always)]
 pub(crate) fn digest_message(buf: &mut Vec<u8>, sender: u32, receiver: u32, payload: &[u8]) {
     let mut ids = [0u8; 8];
     ids[..4].copy_from_slice(&sender.to_le_bytes());
