@@ -39,6 +39,13 @@ pub fn sandbox_config(scenario: &Scenario) -> SandboxConfig {
     }
 }
 
+/// Whether the runtime's threads may run on the orchestrator's CPU too
+/// (`RunOptions::share_orchestrator_cpu`): `WE_ORCHESTRATOR_CPU=shared`, for
+/// measurements; by default that CPU is left to the orchestrator.
+pub fn orchestrator_cpu_shared() -> bool {
+    std::env::var("WE_ORCHESTRATOR_CPU").as_deref() == Ok("shared")
+}
+
 /// The ONNX Runtime backend a scenario's `[inference]` section asks for.
 pub fn inference_backend(scenario: &Scenario) -> Result<Option<OrtBackend>> {
     let Some(section) = &scenario.inference else {

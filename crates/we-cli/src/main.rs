@@ -211,6 +211,7 @@ fn real_main() -> Result<()> {
                 workers,
                 log_tail_lines: 256,
                 allow_unsigned,
+                share_orchestrator_cpu: we_cli::orchestrator_cpu_shared(),
                 ..RunOptions::default()
             };
             cmd_run(scenario, options, trace, fsync, quiet, json, observe)
@@ -706,6 +707,7 @@ fn cmd_bench(
     let scenario = Scenario::parse("bench-workload", text.as_bytes(), PathBuf::new())?;
     let options = RunOptions {
         workers: Some(workers),
+        share_orchestrator_cpu: we_cli::orchestrator_cpu_shared(),
         ..RunOptions::default()
     };
     let mut config = we_cli::sandbox_config(&scenario);

@@ -22,5 +22,6 @@ pub use traits::{
     AgentCall, AgentHost, AgentInstance, BoxError, CallOutcome, Divergence, Emitted, FaultKind,
     InferenceBackend, InferenceRequest, InferenceResult, LogLine, ModuleInfo, PackInstance,
     PackMember, PackOutput, PackOutputs, PackPhase, Postprocess, RegionView,
-    SNAPSHOT_REGION_BYTES_MAX, Snapshot, StateObserver, TickRecord, TraceHeader, TraceSink,
+    SNAPSHOT_REGION_BYTES_MAX, Snapshot, StateObserver, ThreadStart, TickRecord, TraceHeader,
+    TraceSink,
 };

@@ -396,6 +396,36 @@ pub trait InferenceBackend: Send {
         let _ = (model, post);
         false
     }
+    /// What each thread the backend starts from now on runs first: the
+    /// runtime keeps its own threads off the orchestrator's CPU this way,
+    /// and asks the backend's helpers to do the same. By default the backend
+    /// starts no thread of its own and ignores it.
+    fn start_threads_with(&mut self, start: ThreadStart) {
+        let _ = start;
+    }
+}
+
+/// A hook a thread runs first thing (see
+/// [`InferenceBackend::start_threads_with`]).
+#[derive(Clone)]
+pub struct ThreadStart(std::sync::Arc<dyn Fn() + Send + Sync>);
+
+impl ThreadStart {
+    /// The hook `f`.
+    pub fn new(f: impl Fn() + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(f))
+    }
+
+    /// Runs the hook on the calling thread.
+    pub fn run(&self) {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for ThreadStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ThreadStart")
+    }
 }
 
 /// What a model's results go through before they are delivered (the

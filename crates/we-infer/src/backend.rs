@@ -38,7 +38,9 @@ use ort::session::SessionInputValue;
 use ort::value::TensorRef;
 use we_abi::tensor::{self as abi, TensorView, Tensors};
 use we_core::hint::short_eq;
-use we_core::{InferenceBackend, InferenceRequest, InferenceResult, Postprocess, Tick};
+use we_core::{
+    InferenceBackend, InferenceRequest, InferenceResult, Postprocess, ThreadStart, Tick,
+};
 
 use crate::error::Result;
 use crate::manager::{Buffer, ManagerConfig, ModelManager, Runner};
@@ -58,6 +60,8 @@ pub struct OrtBackend {
     helper: Option<rayon_core::ThreadPool>,
     /// Whether starting `helper` was tried (it is tried once).
     helper_tried: bool,
+    /// What `helper` runs first (see `InferenceBackend::start_threads_with`).
+    thread_start: Option<ThreadStart>,
 }
 
 /// Vectors reused across ticks.
@@ -171,6 +175,7 @@ impl OrtBackend {
             argmax: Vec::new(),
             helper: None,
             helper_tried: false,
+            thread_start: None,
         }
     }
 
@@ -244,9 +249,15 @@ impl OrtBackend {
         let twin = split_rows > 0 && members.len() as u64 >= split_rows;
         if twin && !self.helper_tried {
             self.helper_tried = true;
+            let start = self.thread_start.clone();
             self.helper = rayon_core::ThreadPoolBuilder::new()
                 .num_threads(1)
                 .thread_name(|_| "we-infer-half".to_string())
+                .start_handler(move |_| {
+                    if let Some(start) = &start {
+                        start.run();
+                    }
+                })
                 .build()
                 .ok();
         }
@@ -381,6 +392,10 @@ impl InferenceBackend for OrtBackend {
 
     fn describe(&self) -> String {
         self.manager.describe()
+    }
+
+    fn start_threads_with(&mut self, start: ThreadStart) {
+        self.thread_start = Some(start);
     }
 
     fn postprocess(&mut self, model: &str, post: Postprocess) -> bool {

@@ -25,6 +25,9 @@ pub(crate) fn hash(bytes: &[u8], parallel: bool) -> [u8; 32] {
     let (left, right) = bytes.split_at(split);
     let (left_cv, right_cv) = std::thread::scope(|scope| {
         let right = scope.spawn(|| {
+            // The recorder's thread keeps off the orchestrator's CPU; this
+            // half of a large digest may use it (the tick waits for it).
+            crate::affinity::widen();
             blake3::Hasher::new()
                 .set_input_offset(split as u64)
                 .update(right)

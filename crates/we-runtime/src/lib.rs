@@ -13,6 +13,7 @@
 //! Architecture invariant: no code path here reads the wall clock to decide
 //! anything. Wall time is measured only for reports (`TickTimes`).
 
+mod affinity;
 mod error;
 mod fanout;
 pub mod faults;

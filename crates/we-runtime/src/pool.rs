@@ -678,6 +678,7 @@ impl Pool {
         specs: &[AgentSpec],
         workers: usize,
         seed: u64,
+        cpus: Option<crate::affinity::Cpus>,
     ) -> Result<Self> {
         let width = workers.max(1);
         // Unit `u` goes to partition `u % W`; each partition's specs stay
@@ -708,9 +709,11 @@ impl Pool {
             let (done_tx, done_rx) = bounded::<Result<Batch>>(1);
             let (ready_tx, ready_rx) = bounded::<Result<()>>(1);
             let host = host.clone();
+            let cpus = cpus.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("we-worker-{k}"))
                 .spawn(move || {
+                    crate::affinity::keep_to(cpus.as_ref());
                     let mut part = match Partition::new(host, part_specs, &part_units, seed) {
                         Ok(p) => {
                             let _ = ready_tx.send(Ok(()));

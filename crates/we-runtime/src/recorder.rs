@@ -140,13 +140,18 @@ impl Recorder {
     /// Starts a thread that records with `chain`, hashing a large digest
     /// input on two threads when `parallel`; the chain back if no thread can
     /// be had.
-    pub(crate) fn spawn(chain: Chain, parallel: bool) -> std::result::Result<Self, Chain> {
+    pub(crate) fn spawn(
+        chain: Chain,
+        parallel: bool,
+        cpus: Option<crate::affinity::Cpus>,
+    ) -> std::result::Result<Self, Chain> {
         let (to, from_main) = bounded::<Bundle>(2);
         let (to_main, back) = bounded::<Returned>(4);
         let (give, take) = bounded::<Chain>(1);
         let spawned = std::thread::Builder::new()
             .name("we-recorder".into())
             .spawn(move || {
+                crate::affinity::keep_to(cpus.as_ref());
                 let Ok(mut chain) = take.recv() else {
                     return Chain::default();
                 };

@@ -1,5 +1,6 @@
 //! The tick loop: schedule, run on the pool, commit in agent order, digest, trace.
 
+use crate::affinity;
 use crate::fanout;
 use crate::faults::{Fate, Injector};
 use crate::pool::{AgentSpec, Phase, Pool, RUN_RESTART, RUN_SKIP, RUN_STEP, Shared};
@@ -17,7 +18,8 @@ use we_abi::{EffectHeader, Records, msg_kind, op, tensor};
 use we_core::hint::short_eq;
 use we_core::{
     AgentHost, AgentId, Capabilities, FaultKind, InferenceBackend, InferenceRequest, Postprocess,
-    Snapshot, StateObserver, Task, TaskId, TaskKind, Tick, TickRecord, TraceHeader, TraceSink,
+    Snapshot, StateObserver, Task, TaskId, TaskKind, ThreadStart, Tick, TickRecord, TraceHeader,
+    TraceSink,
 };
 use we_ipc::{Bus, BusConfig};
 use we_sched::{Policy, SchedConfig, Scheduler};
@@ -46,6 +48,11 @@ pub struct RunOptions {
     /// alongside it (`None`: 16 MiB; `Some(0)`: every tick). The trace is
     /// the same either way.
     pub record_wait_bytes: Option<usize>,
+    /// Let the threads the runtime starts run on every CPU. By default they
+    /// keep off one, which the orchestrator's thread then has to itself
+    /// (when there are at least as many CPUs as workers; see
+    /// `affinity.rs`). For measurements.
+    pub share_orchestrator_cpu: bool,
 }
 
 /// Below this many messages a tick's commit is not worth a second thread.
@@ -246,6 +253,8 @@ pub struct Runtime {
     helper: Option<rayon_core::ThreadPool>,
     /// Whether starting `helper` was tried (it is tried once).
     helper_tried: bool,
+    /// Where the threads the runtime starts run (`None`: anywhere).
+    support: Option<affinity::Cpus>,
     /// Messages committed in the last commit.
     last_messages: u64,
     /// The buffers of the two threads of a split commit, kept between ticks.
@@ -399,7 +408,18 @@ impl Runtime {
             .or(scenario.workers)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .max(1);
-        let pool = Pool::new(host.clone(), &specs, workers, scenario.seed)?;
+        let support = if options.share_orchestrator_cpu {
+            None
+        } else {
+            affinity::support_cpus(workers)
+        };
+        let pool = Pool::new(
+            host.clone(),
+            &specs,
+            workers,
+            scenario.seed,
+            support.clone(),
+        )?;
         let limits = &scenario.limits;
         let bus = Bus::new(
             agent_count,
@@ -476,6 +496,7 @@ impl Runtime {
             effects_buf: Vec::new(),
             helper: None,
             helper_tried: false,
+            support,
             last_messages: 0,
             fanned_spare: Default::default(),
             split_commit_min: options.split_commit_min.unwrap_or(DEFAULT_SPLIT_COMMIT_MIN),
@@ -513,6 +534,9 @@ impl Runtime {
             .filter(|m| !backend.postprocess(m, Postprocess::Argmax))
             .cloned()
             .collect();
+        if let Some(cpus) = self.support.clone() {
+            backend.start_threads_with(ThreadStart::new(move || affinity::keep_to(Some(&cpus))));
+        }
         self.inference = Some(backend);
     }
 
@@ -720,7 +744,12 @@ impl Runtime {
         // The UI's snapshots carry each tick's chain head: with an observer
         // every tick is recorded before the next one runs.
         if self.observer.is_none() && self.recorder.is_none() {
-            match Recorder::spawn(std::mem::take(&mut self.chain), self.pool.width() >= 2) {
+            let parallel = self.pool.width() >= 2;
+            match Recorder::spawn(
+                std::mem::take(&mut self.chain),
+                parallel,
+                self.support.clone(),
+            ) {
                 Ok(recorder) => self.recorder = Some(recorder),
                 // No thread to be had: record on this one.
                 Err(chain) => self.chain = chain,
@@ -1082,9 +1111,11 @@ impl Runtime {
         let n = self.summary.agents;
         if self.pool.width() >= 2 && !self.helper_tried {
             self.helper_tried = true;
+            let support = self.support.clone();
             self.helper = rayon_core::ThreadPoolBuilder::new()
                 .num_threads(1)
                 .thread_name(|_| "we-commit".to_string())
+                .start_handler(move |_| affinity::keep_to(support.as_ref()))
                 .build()
                 .ok();
         }
