@@ -258,16 +258,6 @@ pub struct PackOutputs {
     pub logs: Vec<(usize, LogLine)>,
 }
 
-impl PackOutputs {
-    /// The effects of member `k` of the last call (empty if there is none).
-    pub fn effects_of(&self, k: usize) -> &[u8] {
-        self.members
-            .get(k)
-            .and_then(|m| self.effects.get(m.effects.clone()))
-            .unwrap_or_default()
-    }
-}
-
 /// Several agents of one group in one sandboxed instance: one memory, one
 /// call for many agents. What an agent sees and does is as if it ran alone
 /// (its own id, inbox, PRNG stream, effects and faults), with two

@@ -831,22 +831,25 @@ pub(crate) struct Results<'a> {
 }
 
 impl<'a> Results<'a> {
+    /// The result of agent `index` and the batch that holds it.
+    #[inline]
+    fn locate(&self, index: u32) -> Option<(&'a Batch, &'a AgentResult)> {
+        let &(w, j) = self.locations.get(index as usize)?;
+        let batch = self.batches.get(w as usize)?;
+        Some((batch, batch.results.get(j as usize)?))
+    }
+
     /// The result of agent `index`.
     #[inline]
     pub fn get(&self, index: u32) -> Option<&'a AgentResult> {
-        let &(w, j) = self.locations.get(index as usize)?;
-        self.batches
-            .get(w as usize)
-            .and_then(|b| b.results.get(j as usize))
+        self.locate(index).map(|(_, result)| result)
     }
 
     /// The result of agent `index` and its effects.
     #[inline]
     pub fn with_effects(&self, index: u32) -> Option<(&'a AgentResult, &'a [u8])> {
-        let &(w, j) = self.locations.get(index as usize)?;
-        let batch = self.batches.get(w as usize)?;
-        let result = batch.results.get(j as usize)?;
-        Some((result, batch.effects_of(result)))
+        self.locate(index)
+            .map(|(batch, result)| (result, batch.effects_of(result)))
     }
 }
 
