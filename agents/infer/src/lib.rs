@@ -20,11 +20,27 @@ pub fn xorshift64(mut x: u64) -> u64 {
     x
 }
 
-/// The observation of a state.
+/// `k as f32 / 15.0` for every nibble `k`, evaluated at compile time.
+/// Rust's constant evaluation rounds floating-point division as IEEE 754
+/// does at run time, so each entry is bit for bit the spec's quotient; the
+/// test `the_table_is_the_spec_formula` checks all sixteen.
+const LEVELS: [f32; 16] = {
+    let mut t = [0f32; 16];
+    let mut k = 0;
+    while k < 16 {
+        t[k] = k as f32 / 15.0;
+        k += 1;
+    }
+    t
+};
+
+/// The observation of a state: `obs[j] = ((state >> 4j) & 15) / 15`, read
+/// from [`LEVELS`] (a load per element instead of an unsigned 64-bit
+/// conversion and a division).
 pub fn observe(state: u64) -> [f32; OBS] {
     let mut obs = [0f32; OBS];
     for (j, o) in obs.iter_mut().enumerate() {
-        *o = ((state >> (4 * j)) & 15) as f32 / 15.0;
+        *o = LEVELS[((state >> (4 * j)) & 15) as usize];
     }
     obs
 }
@@ -87,6 +103,28 @@ export_agent!(Infer);
 mod tests {
     use super::*;
     use we_agent::native::{Effect, Harness};
+
+    #[test]
+    fn the_table_is_the_spec_formula() {
+        for state in [
+            0u64,
+            1,
+            0x0123_4567_89ab_cdef,
+            u64::MAX,
+            0xfedc_ba98_7654_3210,
+        ] {
+            let obs = observe(state);
+            for (j, o) in obs.iter().enumerate() {
+                let spec = ((state >> (4 * j)) & 15) as f32 / 15.0;
+                assert_eq!(o.to_bits(), spec.to_bits(), "state {state:#x}, element {j}");
+            }
+        }
+        // Every nibble value appears in 0x0123...cdef and 0xfedc...3210.
+        for k in 0..16u64 {
+            let spec = std::hint::black_box(k) as f32 / 15.0;
+            assert_eq!(LEVELS[k as usize].to_bits(), spec.to_bits(), "nibble {k}");
+        }
+    }
 
     #[test]
     fn requests_then_folds_the_argmax() {

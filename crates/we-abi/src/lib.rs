@@ -815,6 +815,7 @@ pub mod tensor {
     }
 
     /// Appends a request header and model name.
+    #[inline]
     pub fn write_request_header(sink: &mut impl Extend<u8>, model: &str, tensor_count: u16) {
         sink.extend((model.len() as u16).to_le_bytes());
         sink.extend(tensor_count.to_le_bytes());
@@ -828,6 +829,7 @@ pub mod tensor {
     }
 
     /// Appends one tensor. `data` holds the elements as little-endian bytes.
+    #[inline]
     pub fn write_tensor(
         sink: &mut impl Extend<u8>,
         name: &str,

@@ -205,6 +205,7 @@ impl Ctx {
     ///
     /// [`Message::is_inference_result`]: crate::Message::is_inference_result
     /// [`Message::tag`]: crate::Message::tag
+    #[inline]
     pub fn infer(
         &mut self,
         model: &str,
@@ -234,7 +235,7 @@ impl Ctx {
         for t in inputs {
             t.write(&mut self.outbox);
         }
-        self.outbox.resize(start + pad(len), 0);
+        self.pad_from(start, len);
         self.after_push();
         Ok(())
     }
@@ -548,6 +549,19 @@ impl Ctx {
         };
         self.outbox.extend_from_slice(&header.encode());
         Ok(Some(self.outbox.len()))
+    }
+
+    /// Zeroes the padding after a payload of `len` bytes that starts at
+    /// `start` and has just been appended (at most `RECORD_ALIGN - 1`
+    /// bytes: a fixed-size copy where `len` is known, never a fill of a
+    /// run-time length, which a guest makes a `memory.fill` call).
+    #[inline]
+    fn pad_from(&mut self, start: usize, len: usize) {
+        const ZEROS: [u8; we_abi::RECORD_ALIGN] = [0; we_abi::RECORD_ALIGN];
+        let padding = pad(len) - len;
+        debug_assert_eq!(self.outbox.len(), start + len);
+        self.outbox
+            .extend_from_slice(ZEROS.get(..padding).unwrap_or_default());
     }
 
     #[inline]

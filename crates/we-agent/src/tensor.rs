@@ -23,6 +23,7 @@ pub struct TensorRef<'a> {
 
 impl<'a> TensorRef<'a> {
     /// A float32 tensor with row-major `data` of shape `dims`.
+    #[inline]
     pub fn f32(name: &'a str, dims: &'a [u64], data: &'a [f32]) -> Self {
         Self {
             name,
@@ -32,6 +33,7 @@ impl<'a> TensorRef<'a> {
     }
 
     /// An int64 tensor with row-major `data` of shape `dims`.
+    #[inline]
     pub fn i64(name: &'a str, dims: &'a [u64], data: &'a [i64]) -> Self {
         Self {
             name,
@@ -51,6 +53,7 @@ impl<'a> TensorRef<'a> {
     }
 
     /// The we-abi dtype byte.
+    #[inline]
     pub fn dtype(&self) -> u8 {
         match self.elements {
             Elements::F32(_) => tensor::DTYPE_F32,
@@ -58,6 +61,7 @@ impl<'a> TensorRef<'a> {
         }
     }
 
+    #[inline]
     fn element_count(&self) -> usize {
         match self.elements {
             Elements::F32(d) => d.len(),
@@ -67,6 +71,7 @@ impl<'a> TensorRef<'a> {
 
     /// The elements as little-endian bytes: borrowed as they are on a
     /// little-endian target (wasm32, x86_64, aarch64), copied otherwise.
+    #[inline]
     fn data_bytes(&self) -> Cow<'a, [u8]> {
         #[cfg(target_endian = "little")]
         {
@@ -94,6 +99,7 @@ impl<'a> TensorRef<'a> {
     }
 
     /// Checks the tensor against the ABI limits and returns its encoded size.
+    #[inline]
     pub(crate) fn encoded_len(&self) -> Result<usize, AgentError> {
         if self.name.len() > u16::MAX as usize {
             return Err(AgentError::TooLarge {
@@ -130,6 +136,7 @@ impl<'a> TensorRef<'a> {
     }
 
     /// Appends the encoded tensor; call [`TensorRef::encoded_len`] first.
+    #[inline]
     pub(crate) fn write(&self, sink: &mut Vec<u8>) {
         tensor::write_tensor(sink, self.name, self.dtype(), self.dims, &self.data_bytes());
     }

@@ -161,6 +161,12 @@ impl Sandbox {
     fn engine(&self, style: MemoryStyleChoice) -> Engine {
         let mut compiler = Cranelift::new();
         compiler.canonicalize_nans(true);
+        // Profiling aid: `WE_PERFMAP=1` names the guest's compiled functions
+        // in /tmp/perf-<pid>.map, which `perf report` reads (modules built
+        // without `strip` have the names to give).
+        if std::env::var_os("WE_PERFMAP").is_some() {
+            compiler.enable_perfmap();
+        }
         let limit = self.config.fuel_per_call;
         match self.config.metering {
             Metering::Regions => {
