@@ -6,6 +6,7 @@
 
 use crate::{AgentId, Tick};
 use std::fmt;
+use std::sync::Arc;
 
 /// A boxed error crossing a trait boundary; each implementing crate has its own
 /// typed error underneath.
@@ -338,8 +339,11 @@ pub struct InferenceRequest {
     pub agent: AgentId,
     /// The agent's tag for matching the result.
     pub tag: u32,
-    /// Model name.
-    pub model: String,
+    /// Model name. Shared: the runtime gives the requests of one model one
+    /// allocation, so telling two requests' models apart is a pointer
+    /// comparison ([`Arc::ptr_eq`]) rather than a read of each request's
+    /// name from wherever its own copy lives.
+    pub model: Arc<str>,
     /// Input tensors in the we-abi tensor format (without the request header).
     pub inputs: Vec<u8>,
     /// Number of tensors in `inputs`.

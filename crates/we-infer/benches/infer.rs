@@ -77,6 +77,8 @@ fn observations() -> Vec<f32> {
 }
 
 fn requests(obs: &[f32]) -> Vec<InferenceRequest> {
+    // One shared name, as the runtime gives the requests of one model.
+    let model: std::sync::Arc<str> = "policy".into();
     obs.chunks_exact(16)
         .enumerate()
         .map(|(i, o)| {
@@ -89,7 +91,7 @@ fn requests(obs: &[f32]) -> Vec<InferenceRequest> {
                     generation: 0,
                 },
                 tag: 0,
-                model: "policy".to_owned(),
+                model: std::sync::Arc::clone(&model),
                 inputs,
                 tensor_count: 1,
             }

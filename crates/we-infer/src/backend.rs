@@ -33,6 +33,7 @@
 //! nothing per request.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
 use ort::session::SessionInputValue;
 use ort::value::TensorRef;
@@ -242,7 +243,7 @@ impl OrtBackend {
         let Some(model) = members.first().and_then(|&i| requests.get(i)) else {
             return;
         };
-        let argmax = self.argmax.contains(&model.model);
+        let argmax = self.argmax.iter().any(|m| **m == *model.model);
         let split_rows = self.manager.config().split_rows;
         let chunk_rows = self.manager.config().chunk_rows;
         // A group that large may be run in two halves: have the twin ready.
@@ -463,7 +464,12 @@ impl Scratch {
             let of_group = |g: &Vec<usize>| {
                 g.first()
                     .and_then(|&h| requests.get(h))
-                    .is_some_and(|head| short_eq(head.model.as_bytes(), r.model.as_bytes()))
+                    .is_some_and(|head| {
+                        // The runtime shares one name among a model's
+                        // requests: usually equal pointers, no name read.
+                        Arc::ptr_eq(&head.model, &r.model)
+                            || short_eq(head.model.as_bytes(), r.model.as_bytes())
+                    })
             };
             let live = &self.groups[..self.group_count];
             let found = match live.get(last) {

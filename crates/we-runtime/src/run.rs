@@ -177,7 +177,29 @@ struct ModelCheck {
     raw: Vec<u8>,
     /// The name decoded (lossily, where the bytes are not UTF-8).
     name: String,
+    /// The same name as the requests carry it: one allocation for every
+    /// request of the model, kept from tick to tick (see [`intern`]).
+    shared: Arc<str>,
     allowed: bool,
+}
+
+/// Most model names kept shared from tick to tick.
+const MODEL_NAMES_KEPT: usize = 16;
+
+/// The shared copy of `name` from `names`, made and kept there (the oldest
+/// dropped beyond [`MODEL_NAMES_KEPT`]) if it is not yet. Requests of one
+/// model then hold one allocation, tick after tick: a recycled request
+/// already holds it, and the backend tells models apart by pointer.
+fn intern(names: &mut Vec<Arc<str>>, name: &str) -> Arc<str> {
+    if let Some(kept) = names.iter().find(|n| ***n == *name) {
+        return Arc::clone(kept);
+    }
+    let new: Arc<str> = Arc::from(name);
+    if names.len() >= MODEL_NAMES_KEPT {
+        names.remove(0);
+    }
+    names.push(Arc::clone(&new));
+    new
 }
 
 impl ModelCheck {
@@ -189,7 +211,7 @@ impl ModelCheck {
 
     /// Decodes `raw` (strictly first: the lossy decoder's chunking is the
     /// slower path) and looks it up in `caps`.
-    fn check(&mut self, group: usize, raw: &[u8], caps: &Capabilities) {
+    fn check(&mut self, group: usize, raw: &[u8], caps: &Capabilities, names: &mut Vec<Arc<str>>) {
         self.group = Some(group);
         self.raw.clear();
         self.raw.extend_from_slice(raw);
@@ -199,6 +221,7 @@ impl ModelCheck {
             Err(_) => self.name.push_str(&String::from_utf8_lossy(raw)),
         }
         self.allowed = caps.models.allows(&self.name);
+        self.shared = intern(names, &self.name);
     }
 }
 
@@ -265,6 +288,8 @@ pub struct Runtime {
     /// [`RunOptions::record_wait_bytes`].
     record_wait_bytes: usize,
     requests: Vec<InferenceRequest>,
+    /// Model names shared by the requests (see [`intern`]).
+    model_names: Vec<Arc<str>>,
     /// Requests of earlier ticks, kept for their buffers.
     spare_requests: Vec<InferenceRequest>,
     /// Results of an earlier tick, kept for their buffers.
@@ -502,6 +527,7 @@ impl Runtime {
             split_commit_min: options.split_commit_min.unwrap_or(DEFAULT_SPLIT_COMMIT_MIN),
             record_wait_bytes: options.record_wait_bytes.unwrap_or(recorder::WAIT_MIN),
             requests: Vec::new(),
+            model_names: Vec::new(),
             spare_requests: Vec::new(),
             spare_results: Vec::new(),
             log_tail: VecDeque::new(),
@@ -1148,6 +1174,7 @@ impl Runtime {
             let digest_buf = &mut self.digest_buf;
             let requests = &mut self.requests;
             let spare_requests = &mut self.spare_requests;
+            let model_names = &mut self.model_names;
             let fanned_spare = &mut self.fanned_spare;
             let agent_digests = &mut self.last_record.agent_digests;
             let events = &mut self.last_record.events;
@@ -1373,9 +1400,9 @@ impl Runtime {
                                 // once for a run of requests of one group
                                 // that name the same model bytes.
                                 if !last_model.holds(group, raw) {
-                                    last_model.check(group, raw, caps);
+                                    last_model.check(group, raw, caps, model_names);
                                 }
-                                let model = last_model.name.as_str();
+                                let model = &last_model.shared;
                                 if last_model.allowed {
                                     // Into a spare request's buffers, when
                                     // there is one: no allocation a request.
@@ -1383,9 +1410,8 @@ impl Runtime {
                                         Some(mut r) => {
                                             r.agent = AgentId::new(i);
                                             r.tag = h.aux;
-                                            if !short_eq(r.model.as_bytes(), model.as_bytes()) {
-                                                r.model.clear();
-                                                r.model.push_str(model);
+                                            if !Arc::ptr_eq(&r.model, model) {
+                                                r.model = Arc::clone(model);
                                             }
                                             r.inputs.clear();
                                             r.inputs.extend_from_slice(inputs);
@@ -1395,7 +1421,7 @@ impl Runtime {
                                         None => InferenceRequest {
                                             agent: AgentId::new(i),
                                             tag: h.aux,
-                                            model: model.to_string(),
+                                            model: Arc::clone(model),
                                             inputs: inputs.to_vec(),
                                             tensor_count: count,
                                         },
@@ -1586,7 +1612,7 @@ impl Runtime {
             // trace records the payload delivered either way.
             if let Ok(bytes) = &result.outcome
                 && !argmax_here.is_empty()
-                && argmax_here.contains(&request.model)
+                && argmax_here.iter().any(|m| **m == *request.model)
             {
                 result.outcome = match argmax(bytes) {
                     Some(a) => Ok((a as u64).to_le_bytes().to_vec()),
@@ -1773,27 +1799,55 @@ fn config_digest(s: &Scenario) -> [u8; 32] {
 
 #[cfg(test)]
 mod tests {
-    use super::ModelCheck;
+    use super::{MODEL_NAMES_KEPT, ModelCheck, intern};
+    use std::sync::Arc;
     use we_core::Capabilities;
 
     #[test]
     fn a_model_check_answers_only_for_its_group_and_name() {
         let policy = Capabilities::parse("models = policy").unwrap();
         let none = Capabilities::default();
+        let mut names = Vec::new();
         let mut check = ModelCheck::default();
         assert!(!check.holds(0, b"policy"));
-        check.check(0, b"policy", &policy);
+        check.check(0, b"policy", &policy, &mut names);
         assert!(check.holds(0, b"policy") && check.allowed);
         assert_eq!(check.name, "policy");
+        assert_eq!(&*check.shared, "policy");
+        let first = Arc::clone(&check.shared);
         // Another group, or other bytes (as long, or longer), is not this check.
         assert!(!check.holds(1, b"policy"));
         assert!(!check.holds(0, b"polica"));
         assert!(!check.holds(0, b"policy2"));
-        check.check(1, b"policy", &none);
+        check.check(1, b"policy", &none, &mut names);
         assert!(check.holds(1, b"policy") && !check.allowed);
+        // The same name, checked again (another group, a later tick), is the
+        // same allocation.
+        assert!(Arc::ptr_eq(&first, &check.shared));
         // Bytes that are not UTF-8 are named lossily, and refused.
-        check.check(0, b"pol\xffcy", &policy);
+        check.check(0, b"pol\xffcy", &policy, &mut names);
         assert_eq!(check.name, "pol\u{fffd}cy");
+        assert_eq!(&*check.shared, "pol\u{fffd}cy");
         assert!(!check.allowed);
+    }
+
+    #[test]
+    fn interned_names_are_shared_and_bounded() {
+        let mut names = Vec::new();
+        let a = intern(&mut names, "policy");
+        let b = intern(&mut names, "policy");
+        assert!(Arc::ptr_eq(&a, &b));
+        let c = intern(&mut names, "value");
+        assert!(!Arc::ptr_eq(&a, &c) && &*c == "value");
+        // Many other names: the oldest are let go, the list stays bounded,
+        // and a dropped name comes back equal (a new allocation).
+        for k in 0..3 * MODEL_NAMES_KEPT {
+            let n = format!("model-{k}");
+            assert_eq!(&*intern(&mut names, &n), n);
+        }
+        assert_eq!(names.len(), MODEL_NAMES_KEPT);
+        let again = intern(&mut names, "policy");
+        assert_eq!(&*again, "policy");
+        assert!(!Arc::ptr_eq(&a, &again));
     }
 }

@@ -113,7 +113,7 @@ pub fn request(agent: u32, model: &str, tensors: &[T<'_>]) -> InferenceRequest {
             generation: 0,
         },
         tag: agent.wrapping_mul(10),
-        model: model.to_owned(),
+        model: model.into(),
         inputs,
         tensor_count: tensors.len() as u16,
     }
