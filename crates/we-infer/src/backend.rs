@@ -916,20 +916,14 @@ fn run_session(
                 let (shape, data) = value
                     .try_extract_tensor::<f32>()
                     .map_err(|e| e.to_string())?;
-                scratch.bytes.reserve(data.len() * 4);
-                for x in data {
-                    scratch.bytes.extend_from_slice(&x.to_le_bytes());
-                }
+                put_le(&mut scratch.bytes, data, |x| x.to_le_bytes());
                 shape
             }
             DType::I64 => {
                 let (shape, data) = value
                     .try_extract_tensor::<i64>()
                     .map_err(|e| e.to_string())?;
-                scratch.bytes.reserve(data.len() * 8);
-                for x in data {
-                    scratch.bytes.extend_from_slice(&x.to_le_bytes());
-                }
+                put_le(&mut scratch.bytes, data, |x| x.to_le_bytes());
                 shape
             }
         };
@@ -958,6 +952,18 @@ fn run_session(
         };
     }
     Ok(())
+}
+
+/// Sets `bytes` to the little-endian bytes of `data`: sized once, then
+/// filled element by element into fixed-size pieces, a loop the compiler
+/// vectorises (appending each element's bytes re-checks the length and
+/// capacity every time, which it cannot).
+fn put_le<T: Copy, const N: usize>(bytes: &mut Vec<u8>, data: &[T], le: impl Fn(T) -> [u8; N]) {
+    bytes.clear();
+    bytes.resize(data.len() * N, 0);
+    for (dst, &x) in bytes.chunks_exact_mut(N).zip(data) {
+        dst.copy_from_slice(&le(x));
+    }
 }
 
 /// Writes each request's result payload from the batch outputs: its rows of
