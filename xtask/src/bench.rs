@@ -8,9 +8,11 @@
 //!   bytes).
 //! - The four workloads of `shared/workloads.md` through the release `we
 //!   bench-workload` (tracing and metering on) at N in {100, 1,000, 10,000} and
-//!   W in {1, 2}: T calibrated so a run lasts about 2 s, median of 3 runs,
-//!   digests compared across runs and worker counts; the seed's table of
-//!   issue 11 and our ratio to it.
+//!   W in {1, 2}: T calibrated so a run lasts about 2 s, median of 3 runs
+//!   taken in rounds (every configuration once, then again: a slow spell of
+//!   the machine does not take all of one configuration's runs), digests
+//!   compared across runs and worker counts; the seed's table of issue 11 and
+//!   our ratio to it.
 //! - The same workloads with the agents packed (`--pack K`, K = N/2 up to
 //!   1,000: several agents per instance, one call for many; see
 //!   `docs/ARCHITECTURE.md`), T calibrated for them.
@@ -140,13 +142,13 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         lib: &lib,
     };
     if opts.wants("workloads") {
+        let mut configs = Vec::new();
         for workload in WORKLOADS {
             for n in SIZES {
                 // One T for both worker counts, so their digests must match.
                 let ticks = bench.calibrate(&opts, workload, n, 1, &[], &[])?;
                 for w in WORKERS {
-                    let r = bench.repeat(&opts, workload, n, w, ticks, &[], &[], false)?;
-                    report.workloads.push(r);
+                    configs.push(Config::new(workload, n, w, ticks, &[], &[]));
                 }
                 // Packed runs are several times faster: their own T (from
                 // the faster W), so that they too last the target time.
@@ -154,11 +156,11 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
                 let flags = ["--pack", pack.as_str()];
                 let ticks = bench.calibrate(&opts, workload, n, 2, &flags, &[])?;
                 for w in WORKERS {
-                    let r = bench.repeat(&opts, workload, n, w, ticks, &flags, &[], false)?;
-                    report.workloads.push(r);
+                    configs.push(Config::new(workload, n, w, ticks, &flags, &[]));
                 }
             }
         }
+        report.workloads = bench.interleaved(&opts, &configs)?;
     }
     if opts.wants("extra") {
         report.extra = extra(&bench, &opts)?;
@@ -409,7 +411,109 @@ struct Measured {
     load: String,
 }
 
+/// Flags and environment of a run compared with another.
+type Variant<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+
+/// One configuration of `we bench-workload`, its T fixed.
+struct Config {
+    workload: String,
+    agents: u32,
+    workers: usize,
+    ticks: u64,
+    flags: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Config {
+    fn new(
+        workload: &str,
+        agents: u32,
+        workers: usize,
+        ticks: u64,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        Self {
+            workload: workload.to_string(),
+            agents,
+            workers,
+            ticks,
+            flags: flags.iter().map(|f| f.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    /// The same configuration with other flags and environment, and the
+    /// same T (a run to compare with this one).
+    fn variant(&self, flags: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::new(
+            &self.workload,
+            self.agents,
+            self.workers,
+            self.ticks,
+            flags,
+            env,
+        )
+    }
+}
+
 impl Bench<'_> {
+    /// The medians of `opts.runs` runs of each configuration, taken in
+    /// rounds: every configuration once, then every one again. This
+    /// machine has spells, minutes long, in which everything runs slower;
+    /// runs of one configuration taken back to back can all fall in one,
+    /// where rounds spread each configuration's runs over the whole
+    /// measurement, and a comparison's two sides (traced and untraced,
+    /// say) alternate within minutes of each other.
+    fn interleaved(&self, opts: &Opts, configs: &[Config]) -> Result<Vec<Measured>> {
+        let mut samples: Vec<Vec<Sample>> = configs.iter().map(|_| Vec::new()).collect();
+        for _ in 0..opts.runs {
+            for (c, into) in configs.iter().zip(samples.iter_mut()) {
+                let flags: Vec<&str> = c.flags.iter().map(String::as_str).collect();
+                let env: Vec<(&str, &str)> = c
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                into.push(self.once(
+                    &c.workload,
+                    c.agents,
+                    c.ticks,
+                    c.workers,
+                    &flags,
+                    &env,
+                    false,
+                )?);
+            }
+        }
+        Ok(configs
+            .iter()
+            .zip(samples)
+            .map(|(c, samples)| summarize(c, &samples))
+            .collect())
+    }
+
+    /// A configuration and its variants, interleaved (see
+    /// [`Bench::interleaved`]), T calibrated on the first.
+    fn compared(
+        &self,
+        opts: &Opts,
+        workload: &str,
+        agents: u32,
+        flags: &[&str],
+        env: &[(&str, &str)],
+        variants: &[Variant<'_>],
+    ) -> Result<Vec<Measured>> {
+        let ticks = self.calibrate(opts, workload, agents, 1, flags, env)?;
+        let base = Config::new(workload, agents, 1, ticks, flags, env);
+        let mut configs: Vec<Config> = variants.iter().map(|(f, e)| base.variant(f, e)).collect();
+        configs.insert(0, base);
+        self.interleaved(opts, &configs)
+    }
+
     /// Runs `we bench-workload` once, polling its memory.
     #[allow(clippy::too_many_arguments)]
     fn once(
@@ -526,21 +630,6 @@ impl Bench<'_> {
         Ok(ticks_for(steady / 1.1))
     }
 
-    /// Calibrates T to the target wall time, then takes the median of
-    /// `opts.runs` runs.
-    fn measured(
-        &self,
-        opts: &Opts,
-        workload: &str,
-        agents: u32,
-        workers: usize,
-        flags: &[&str],
-        env: &[(&str, &str)],
-    ) -> Result<Measured> {
-        let ticks = self.calibrate(opts, workload, agents, workers, flags, env)?;
-        self.repeat(opts, workload, agents, workers, ticks, flags, env, false)
-    }
-
     /// The median of `opts.runs` runs with `ticks` ticks.
     #[allow(clippy::too_many_arguments)]
     fn repeat(
@@ -558,39 +647,45 @@ impl Bench<'_> {
         for _ in 0..opts.runs {
             samples.push(self.once(workload, agents, ticks, workers, flags, env, count_maps)?);
         }
-        let rate_key = if workload == "infer" {
-            "inferences_per_s"
-        } else {
-            "messages_per_s"
-        };
-        let med = |key: &str| median(samples.iter().map(|s| num(&s.json, key)).collect());
-        let mut digests: Vec<String> = samples
-            .iter()
-            .map(|s| s.json["digest"].as_str().unwrap_or("?").to_string())
-            .collect();
-        digests.dedup();
-        let mut label = String::new();
-        for f in flags {
-            let _ = write!(label, "{f} ");
-        }
-        for (k, v) in env {
-            let _ = write!(label, "{k}={v} ");
-        }
-        Ok(Measured {
-            workload: workload.to_string(),
-            agents,
-            workers,
-            ticks,
-            label: label.trim().to_string(),
-            rate: med(rate_key),
-            p50: med("p50_ms"),
-            p99: med("p99_ms"),
-            init_s: med("init_s"),
-            hwm: samples.iter().map(|s| s.hwm).max().unwrap_or(0),
-            maps: samples.iter().map(|s| s.maps).max().unwrap_or(0),
-            digests,
-            load: load_average(),
-        })
+        let config = Config::new(workload, agents, workers, ticks, flags, env);
+        Ok(summarize(&config, &samples))
+    }
+}
+
+/// The medians of `samples`, runs of `c`.
+fn summarize(c: &Config, samples: &[Sample]) -> Measured {
+    let rate_key = if c.workload == "infer" {
+        "inferences_per_s"
+    } else {
+        "messages_per_s"
+    };
+    let med = |key: &str| median(samples.iter().map(|s| num(&s.json, key)).collect());
+    let mut digests: Vec<String> = samples
+        .iter()
+        .map(|s| s.json["digest"].as_str().unwrap_or("?").to_string())
+        .collect();
+    digests.dedup();
+    let mut label = String::new();
+    for f in &c.flags {
+        let _ = write!(label, "{f} ");
+    }
+    for (k, v) in &c.env {
+        let _ = write!(label, "{k}={v} ");
+    }
+    Measured {
+        workload: c.workload.clone(),
+        agents: c.agents,
+        workers: c.workers,
+        ticks: c.ticks,
+        label: label.trim().to_string(),
+        rate: med(rate_key),
+        p50: med("p50_ms"),
+        p99: med("p99_ms"),
+        init_s: med("init_s"),
+        hwm: samples.iter().map(|s| s.hwm).max().unwrap_or(0),
+        maps: samples.iter().map(|s| s.maps).max().unwrap_or(0),
+        digests,
+        load: load_average(),
     }
 }
 
@@ -614,67 +709,58 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Tracing overhead, what metering costs and memory styles.
 fn extra(bench: &Bench<'_>, opts: &Opts) -> Result<Vec<(String, Measured, Measured)>> {
     let mut out = Vec::new();
+    // Each comparison's two sides run alternately (`Bench::compared`), so a
+    // spell of the machine falls on both.
+    let mut pair = |what: &str, mut runs: Vec<Measured>| {
+        if runs.len() == 2
+            && let (Some(b), Some(a)) = (runs.pop(), runs.pop())
+        {
+            out.push((what.to_string(), a, b));
+        }
+    };
     for (workload, n) in [("ring", 1_000), ("ring", 10_000), ("gossip", 1_000)] {
-        let traced = bench.measured(opts, workload, n, 1, &[], &[])?;
-        let untraced = bench.repeat(
-            opts,
-            workload,
-            n,
-            1,
-            traced.ticks,
-            &["--no-trace"],
-            &[],
-            false,
-        )?;
-        out.push(("tracing".to_string(), traced, untraced));
+        let runs = bench.compared(opts, workload, n, &[], &[], &[(&["--no-trace"], &[])])?;
+        pair("tracing", runs);
     }
     for (workload, n) in [("ring", 1_000), ("ring", 10_000), ("gossip", 1_000)] {
         let pack = pack_for(n).to_string();
-        let traced = bench.measured(opts, workload, n, 1, &["--pack", &pack], &[])?;
-        let untraced = bench.repeat(
-            opts,
-            workload,
-            n,
-            1,
-            traced.ticks,
-            &["--pack", &pack, "--no-trace"],
-            &[],
-            false,
-        )?;
-        out.push(("tracing, packed".to_string(), traced, untraced));
+        let packed = ["--pack", pack.as_str()];
+        let untraced = ["--pack", pack.as_str(), "--no-trace"];
+        let runs = bench.compared(opts, workload, n, &packed, &[], &[(&untraced, &[])])?;
+        pair("tracing, packed", runs);
     }
     // Fuel by region (what runs use) against a check per basic block and
     // against none, packed as the workload targets are met.
     for (workload, n) in [("ring", 1_000), ("compute", 1_000), ("infer", 10_000)] {
         let pack = pack_for(n).to_string();
-        let regions = bench.measured(opts, workload, n, 1, &["--pack", &pack], &[])?;
-        for (what, scheme) in [("metering: blocks", "blocks"), ("metering: off", "off")] {
-            let other = bench.repeat(
-                opts,
-                workload,
-                n,
-                1,
-                regions.ticks,
-                &["--pack", &pack, "--metering", scheme],
-                &[],
-                false,
-            )?;
-            out.push((what.to_string(), regions.clone(), other));
-        }
-    }
-    for (workload, n) in [("ring", 10_000), ("compute", 1_000)] {
-        let stat = bench.measured(opts, workload, n, 1, &[], &[("WE_MEMORY_STYLE", "static")])?;
-        let dynamic = bench.repeat(
+        let packed = ["--pack", pack.as_str()];
+        let blocks = ["--pack", pack.as_str(), "--metering", "blocks"];
+        let off = ["--pack", pack.as_str(), "--metering", "off"];
+        let mut runs = bench.compared(
             opts,
             workload,
             n,
-            1,
-            stat.ticks,
+            &packed,
             &[],
-            &[("WE_MEMORY_STYLE", "dynamic")],
-            false,
+            &[(&blocks, &[]), (&off, &[])],
         )?;
-        out.push(("memory style".to_string(), stat, dynamic));
+        if runs.len() == 3 {
+            let off = runs.remove(2);
+            let regions = runs[0].clone();
+            pair("metering: blocks", runs);
+            pair("metering: off", vec![regions, off]);
+        }
+    }
+    for (workload, n) in [("ring", 10_000), ("compute", 1_000)] {
+        let runs = bench.compared(
+            opts,
+            workload,
+            n,
+            &[],
+            &[("WE_MEMORY_STYLE", "static")],
+            &[(&[], &[("WE_MEMORY_STYLE", "dynamic")])],
+        )?;
+        pair("memory style", runs);
     }
     Ok(out)
 }
@@ -1078,7 +1164,9 @@ fn render_workloads(s: &mut String, w: &[Measured]) {
         s,
         "`we bench-workload --workload W --agents N --ticks T --workers W` (release build, \
          tracing into a temporary file, metering on); T chosen so one run lasts about the \
-         target time; rate and latencies are medians; `pack` is `--pack K` (agents per \
+         target time; rate and latencies are medians of runs taken in rounds (every \
+         configuration once, then every one again), so that a slow spell of the machine \
+         does not take all the runs of one configuration; `pack` is `--pack K` (agents per \
          instance; 1: each alone), with its own T; `digests` says whether every run with the \
          same N and T (both worker counts, and both pack sizes when T is the same) gave the \
          same workload digest.\n"
@@ -1134,7 +1222,9 @@ fn render_extra(s: &mut String, e: &[(String, Measured, Measured)]) {
     let _ = writeln!(s, "## Tracing overhead, metering and memory styles\n");
     let _ = writeln!(
         s,
-        "Same T for both columns, W = 1, medians. Tracing target: at most 10 percent.\n"
+        "Same T for both columns, W = 1, medians; the runs of A and B alternate (A, B, A, B, \
+         ...), so a slow spell of the machine falls on both. Tracing target: at most 10 \
+         percent.\n"
     );
     let _ = writeln!(
         s,
