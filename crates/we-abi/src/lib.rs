@@ -526,6 +526,7 @@ impl<'a> Records<'a> {
 impl<'a> Iterator for Records<'a> {
     type Item = Result<(&'a [u8], &'a [u8]), RecordError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let rest = self.bytes.len() - self.at;
         if rest == 0 {
@@ -759,6 +760,7 @@ pub mod pack {
         }
 
         /// Reads an entry; `None` if `b` is shorter than 40 bytes.
+        #[inline]
         pub fn decode(b: &[u8]) -> Option<Self> {
             if b.len() < Self::SIZE {
                 return None;

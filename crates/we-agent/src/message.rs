@@ -62,6 +62,7 @@ impl<'a> Message<'a> {
     }
 
     /// The first 8 payload bytes as a little-endian `u64` (missing bytes read as 0).
+    #[inline]
     pub fn u64(&self) -> u64 {
         // Element by element into a fixed array: no copy of a run-time length
         // (which a guest makes a `memory.copy` call).
