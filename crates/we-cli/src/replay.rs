@@ -10,7 +10,7 @@ use crate::{build, hex, sandbox_config};
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use we_core::{InferenceBackend, InferenceRequest, InferenceResult, Postprocess, Tick, TickRecord};
+use we_core::{InferenceBackend, InferenceResult, Postprocess, Requests, Tick, TickRecord};
 use we_replay::{Chain, TraceReader};
 use we_runtime::{RunOptions, Runtime, Scenario};
 
@@ -45,12 +45,7 @@ struct RecordedInference {
 }
 
 impl InferenceBackend for RecordedInference {
-    fn run_into(
-        &mut self,
-        tick: Tick,
-        requests: &[InferenceRequest],
-        results: &mut Vec<InferenceResult>,
-    ) {
+    fn run_into(&mut self, tick: Tick, requests: &Requests, results: &mut Vec<InferenceResult>) {
         let recorded = self.by_tick.remove(&tick.0).unwrap_or_default();
         results.clear();
         results.extend(requests.iter().enumerate().map(|(i, r)| match recorded.get(i) {

@@ -21,7 +21,7 @@ pub use task::{Task, TaskId, TaskKind};
 pub use traits::{
     AgentCall, AgentHost, AgentInstance, BoxError, CallOutcome, Divergence, Emitted, FaultKind,
     InferenceBackend, InferenceRequest, InferenceResult, LogLine, ModuleInfo, PackInstance,
-    PackMember, PackOutput, PackOutputs, PackPhase, Postprocess, RegionView,
+    PackMember, PackOutput, PackOutputs, PackPhase, Postprocess, RegionView, Request, Requests,
     SNAPSHOT_REGION_BYTES_MAX, Snapshot, StateObserver, ThreadStart, TickRecord, TraceHeader,
     TraceSink,
 };

@@ -350,6 +350,187 @@ pub struct InferenceRequest {
     pub tensor_count: u16,
 }
 
+/// One request of a [`Requests`] batch, borrowed from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// The requesting agent.
+    pub agent: AgentId,
+    /// The agent's tag for matching the result.
+    pub tag: u32,
+    /// Model name (shared, see [`InferenceRequest::model`]).
+    pub model: &'a Arc<str>,
+    /// Input tensors in the we-abi tensor format (without the request header).
+    pub inputs: &'a [u8],
+    /// Number of tensors in `inputs`.
+    pub tensor_count: u16,
+}
+
+impl Request<'_> {
+    /// The request as an owned [`InferenceRequest`].
+    pub fn to_owned(&self) -> InferenceRequest {
+        InferenceRequest {
+            agent: self.agent,
+            tag: self.tag,
+            model: Arc::clone(self.model),
+            inputs: self.inputs.to_vec(),
+            tensor_count: self.tensor_count,
+        }
+    }
+}
+
+/// Where one request of a [`Requests`] batch keeps its fields.
+#[derive(Clone, Debug)]
+struct RequestHead {
+    agent: AgentId,
+    tag: u32,
+    model: Arc<str>,
+    start: usize,
+    len: usize,
+    tensor_count: u16,
+}
+
+/// One tick's inference requests, in commit order, every request's tensors
+/// in one buffer.
+///
+/// The commit appends a request's tensors where the last one's end, and the
+/// backend reads them in the same order: one stream through memory, not a
+/// visit to a buffer of each request's own. [`Requests::clear`] keeps
+/// everything for the next tick; a request pushed where an earlier one was
+/// keeps that one's model name when it is the same allocation, so a model
+/// asked tick after tick costs no reference counting.
+#[derive(Clone, Debug, Default)]
+pub struct Requests {
+    heads: Vec<RequestHead>,
+    live: usize,
+    bytes: Vec<u8>,
+}
+
+impl Requests {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of requests.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Whether there is no request.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Forgets the requests, keeping the buffers (and the model names) for
+    /// the next ones.
+    pub fn clear(&mut self) {
+        self.live = 0;
+        self.bytes.clear();
+    }
+
+    /// Appends a request; `inputs` are copied into the batch's buffer.
+    #[inline]
+    pub fn push(
+        &mut self,
+        agent: AgentId,
+        tag: u32,
+        model: &Arc<str>,
+        inputs: &[u8],
+        tensor_count: u16,
+    ) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(inputs);
+        let len = inputs.len();
+        match self.heads.get_mut(self.live) {
+            Some(h) => {
+                h.agent = agent;
+                h.tag = tag;
+                if !Arc::ptr_eq(&h.model, model) {
+                    h.model = Arc::clone(model);
+                }
+                h.start = start;
+                h.len = len;
+                h.tensor_count = tensor_count;
+            }
+            None => self.heads.push(RequestHead {
+                agent,
+                tag,
+                model: Arc::clone(model),
+                start,
+                len,
+                tensor_count,
+            }),
+        }
+        self.live += 1;
+    }
+
+    /// The request at `index`.
+    #[inline]
+    pub fn get(&self, index: usize) -> Option<Request<'_>> {
+        self.heads
+            .get(..self.live)
+            .unwrap_or_default()
+            .get(index)
+            .map(|h| self.view(h))
+    }
+
+    /// The requests in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Request<'_>> + '_ {
+        self.heads
+            .get(..self.live)
+            .unwrap_or_default()
+            .iter()
+            .map(|h| self.view(h))
+    }
+
+    #[inline]
+    fn view<'a>(&'a self, h: &'a RequestHead) -> Request<'a> {
+        Request {
+            agent: h.agent,
+            tag: h.tag,
+            model: &h.model,
+            inputs: self.bytes.get(h.start..h.start + h.len).unwrap_or_default(),
+            tensor_count: h.tensor_count,
+        }
+    }
+}
+
+impl PartialEq for Requests {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().zip(other.iter()).all(|(a, b)| a == b)
+    }
+}
+
+impl Eq for Requests {}
+
+impl<'a> Extend<&'a InferenceRequest> for Requests {
+    fn extend<I: IntoIterator<Item = &'a InferenceRequest>>(&mut self, iter: I) {
+        for r in iter {
+            self.push(r.agent, r.tag, &r.model, &r.inputs, r.tensor_count);
+        }
+    }
+}
+
+impl FromIterator<InferenceRequest> for Requests {
+    fn from_iter<I: IntoIterator<Item = InferenceRequest>>(iter: I) -> Self {
+        let mut requests = Self::new();
+        for r in iter {
+            requests.push(r.agent, r.tag, &r.model, &r.inputs, r.tensor_count);
+        }
+        requests
+    }
+}
+
+impl<'a> FromIterator<&'a InferenceRequest> for Requests {
+    fn from_iter<I: IntoIterator<Item = &'a InferenceRequest>>(iter: I) -> Self {
+        let mut requests = Self::new();
+        requests.extend(iter);
+        requests
+    }
+}
+
 /// The answer to one [`InferenceRequest`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InferenceResult {
@@ -368,15 +549,10 @@ pub trait InferenceBackend: Send {
     /// in request order. `results` comes holding an earlier tick's results,
     /// whose buffers a backend may reuse; every entry is overwritten and the
     /// length set to the number of requests.
-    fn run_into(
-        &mut self,
-        tick: Tick,
-        requests: &[InferenceRequest],
-        results: &mut Vec<InferenceResult>,
-    );
+    fn run_into(&mut self, tick: Tick, requests: &Requests, results: &mut Vec<InferenceResult>);
     /// Runs the requests of one tick; [`InferenceBackend::run_into`] into a
     /// new vector.
-    fn run(&mut self, tick: Tick, requests: &[InferenceRequest]) -> Vec<InferenceResult> {
+    fn run(&mut self, tick: Tick, requests: &Requests) -> Vec<InferenceResult> {
         let mut results = Vec::with_capacity(requests.len());
         self.run_into(tick, requests, &mut results);
         results
@@ -554,3 +730,68 @@ impl fmt::Display for Divergence {
 }
 
 impl std::error::Error for Divergence {}
+
+#[cfg(test)]
+mod tests {
+    use super::{InferenceRequest, Requests};
+    use crate::AgentId;
+    use std::sync::Arc;
+
+    fn owned(agent: u32, model: &Arc<str>, inputs: &[u8]) -> InferenceRequest {
+        InferenceRequest {
+            agent: AgentId::new(agent),
+            tag: agent * 10,
+            model: Arc::clone(model),
+            inputs: inputs.to_vec(),
+            tensor_count: 1,
+        }
+    }
+
+    #[test]
+    fn a_batch_gives_back_what_was_pushed_and_reuses_its_heads() {
+        let policy: Arc<str> = "policy".into();
+        let value: Arc<str> = "value".into();
+        let first = [
+            owned(0, &policy, b"abc"),
+            owned(1, &value, b""),
+            owned(2, &policy, b"defgh"),
+        ];
+        let mut batch: Requests = first.iter().collect();
+        assert_eq!(batch.len(), 3);
+        for (i, want) in first.iter().enumerate() {
+            let got = batch.get(i).unwrap();
+            assert_eq!(got.to_owned(), *want);
+            assert!(Arc::ptr_eq(got.model, &want.model));
+        }
+        assert!(batch.get(3).is_none());
+        assert_eq!(batch.iter().len(), 3);
+
+        // A second tick: fewer requests, the heads' model names kept where
+        // they are the same allocation, replaced where not.
+        batch.clear();
+        assert!(batch.is_empty() && batch.get(0).is_none());
+        batch.push(AgentId::new(7), 70, &policy, b"xy", 1);
+        batch.push(AgentId::new(8), 80, &policy, b"z", 2);
+        assert_eq!(batch.len(), 2);
+        let r = batch.get(1).unwrap();
+        assert_eq!(
+            (r.agent.index, r.tag, r.inputs, r.tensor_count),
+            (8, 80, &b"z"[..], 2)
+        );
+        assert!(Arc::ptr_eq(r.model, &policy));
+        assert_eq!(
+            batch.iter().map(|r| r.agent.index).collect::<Vec<_>>(),
+            [7, 8]
+        );
+        // Equal batches compare equal whatever their history.
+        let fresh: Requests = [owned(7, &policy, b"xy"), owned(8, &policy, b"z")]
+            .into_iter()
+            .map(|mut r| {
+                r.tag = r.agent.index * 10;
+                r.tensor_count = if r.agent.index == 8 { 2 } else { 1 };
+                r
+            })
+            .collect();
+        assert_eq!(batch, fresh);
+    }
+}

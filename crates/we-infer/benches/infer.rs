@@ -16,7 +16,7 @@ use std::time::Instant;
 use criterion::{Criterion, Throughput, criterion_group};
 use ort::value::TensorRef;
 use we_abi::tensor;
-use we_core::{AgentId, InferenceBackend, InferenceRequest, Tick};
+use we_core::{AgentId, InferenceBackend, InferenceRequest, Requests, Tick};
 use we_infer::{ManagerConfig, ModelEntry, ModelManager, ModelRegistry, OrtBackend};
 
 const N: usize = 1000;
@@ -109,7 +109,7 @@ fn raw_run(manager: &mut ModelManager, obs: &[f32], rows: usize) -> f32 {
 
 fn bench(c: &mut Criterion) {
     let obs = observations();
-    let reqs = requests(&obs);
+    let reqs: Requests = requests(&obs).into_iter().collect();
     let mut raw = ModelManager::new(registry(true), config()).unwrap();
     let mut batched = OrtBackend::new(ModelManager::new(registry(true), config()).unwrap());
     let mut unbatched = OrtBackend::new(ModelManager::new(registry(false), config()).unwrap());

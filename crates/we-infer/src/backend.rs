@@ -40,7 +40,7 @@ use ort::value::TensorRef;
 use we_abi::tensor::{self as abi, TensorView, Tensors};
 use we_core::hint::short_eq;
 use we_core::{
-    InferenceBackend, InferenceRequest, InferenceResult, Postprocess, ThreadStart, Tick,
+    InferenceBackend, InferenceResult, Postprocess, Request, Requests, ThreadStart, Tick,
 };
 
 use crate::error::Result;
@@ -118,7 +118,7 @@ struct Shape {
 
 impl Shape {
     /// Whether `req` has this structure.
-    fn matches(&self, req: &InferenceRequest) -> bool {
+    fn matches(&self, req: Request<'_>) -> bool {
         self.set
             && req.tensor_count == self.tensor_count
             && req.inputs.len() == self.bytes.len()
@@ -132,11 +132,11 @@ impl Shape {
 
     /// Takes `req`, found valid with `rows`, its `keys` and `spans`, as the
     /// template.
-    fn learn(&mut self, req: &InferenceRequest, rows: u64, keys: &[u64], spans: &[(usize, usize)]) {
+    fn learn(&mut self, req: Request<'_>, rows: u64, keys: &[u64], spans: &[(usize, usize)]) {
         self.set = true;
         self.tensor_count = req.tensor_count;
         self.bytes.clear();
-        self.bytes.extend_from_slice(&req.inputs);
+        self.bytes.extend_from_slice(req.inputs);
         self.rows = rows;
         self.keys.clear();
         self.keys.extend_from_slice(keys);
@@ -200,15 +200,11 @@ impl OrtBackend {
     }
 
     /// Runs one tick's requests into `results`; see the module docs.
-    pub fn run_requests(
-        &mut self,
-        requests: &[InferenceRequest],
-        results: &mut Vec<InferenceResult>,
-    ) {
+    pub fn run_requests(&mut self, requests: &Requests, results: &mut Vec<InferenceResult>) {
         // Earlier payloads become free buffers; every outcome is set below.
         let free = &mut self.scratch.payloads;
         results.truncate(requests.len());
-        for (res, req) in results.iter_mut().zip(requests) {
+        for (res, req) in results.iter_mut().zip(requests.iter()) {
             if let Ok(payload) = std::mem::replace(&mut res.outcome, Err(String::new())) {
                 free.push(payload);
             }
@@ -216,7 +212,7 @@ impl OrtBackend {
             res.tag = req.tag;
         }
         let have = results.len();
-        results.extend(requests[have..].iter().map(|r| InferenceResult {
+        results.extend(requests.iter().skip(have).map(|r| InferenceResult {
             agent: r.agent,
             tag: r.tag,
             outcome: Err(String::new()),
@@ -236,14 +232,14 @@ impl OrtBackend {
     /// Runs the requests of one model.
     fn run_group(
         &mut self,
-        requests: &[InferenceRequest],
+        requests: &Requests,
         members: &[usize],
         results: &mut [InferenceResult],
     ) {
         let Some(model) = members.first().and_then(|&i| requests.get(i)) else {
             return;
         };
-        let argmax = self.argmax.iter().any(|m| **m == *model.model);
+        let argmax = self.argmax.iter().any(|m| **m == **model.model);
         let split_rows = self.manager.config().split_rows;
         let chunk_rows = self.manager.config().chunk_rows;
         // A group that large may be run in two halves: have the twin ready.
@@ -263,7 +259,7 @@ impl OrtBackend {
                 .ok();
         }
         let helper = self.helper.as_ref();
-        let resident = match self.manager.acquire(&model.model, twin) {
+        let resident = match self.manager.acquire(model.model, twin) {
             Ok(r) => r,
             Err(e) => {
                 let reason = e.to_string();
@@ -382,12 +378,7 @@ impl OrtBackend {
 }
 
 impl InferenceBackend for OrtBackend {
-    fn run_into(
-        &mut self,
-        _tick: Tick,
-        requests: &[InferenceRequest],
-        results: &mut Vec<InferenceResult>,
-    ) {
+    fn run_into(&mut self, _tick: Tick, requests: &Requests, results: &mut Vec<InferenceResult>) {
         self.run_requests(requests, results);
     }
 
@@ -455,7 +446,7 @@ impl Scratch {
     }
 
     /// Groups request indices by model name, groups in order of first appearance.
-    fn group(&mut self, requests: &[InferenceRequest]) {
+    fn group(&mut self, requests: &Requests) {
         self.group_count = 0;
         // The group of the request before: most requests are of the same
         // model as the one before them.
@@ -467,7 +458,7 @@ impl Scratch {
                     .is_some_and(|head| {
                         // The runtime shares one name among a model's
                         // requests: usually equal pointers, no name read.
-                        Arc::ptr_eq(&head.model, &r.model)
+                        Arc::ptr_eq(head.model, r.model)
                             || short_eq(head.model.as_bytes(), r.model.as_bytes())
                     })
             };
@@ -512,7 +503,7 @@ fn execute_split(
     entry: &ModelEntry,
     [main, twin]: [&mut Runner; 2],
     helper: &rayon_core::ThreadPool,
-    requests: &[InferenceRequest],
+    requests: &Requests,
     batch: &[(usize, u64)],
     run: Run<'_>,
     results: &mut [InferenceResult],
@@ -600,7 +591,7 @@ fn execute_split(
 /// inputs for a batchable model, else 1) and appends its trailing dims to `keys`.
 fn validate(
     entry: &ModelEntry,
-    req: &InferenceRequest,
+    req: Request<'_>,
     seen: &mut Vec<bool>,
     keys: &mut Vec<u64>,
     spans: &mut [(usize, usize)],
@@ -624,7 +615,7 @@ fn validate(
     keys.resize(key_start + key_len, 0);
     let mut rows: Option<u64> = None;
     let mut count = 0usize;
-    for tensor in Tensors::new(&req.inputs) {
+    for tensor in Tensors::new(req.inputs) {
         let view = tensor.map_err(|e| format!("malformed tensor bytes: {e:?}"))?;
         count += 1;
         let idx = input_index(entry, &view)?;
@@ -725,7 +716,7 @@ fn input_names(entry: &ModelEntry) -> String {
 fn execute(
     entry: &ModelEntry,
     runner: &mut Runner,
-    requests: &[InferenceRequest],
+    requests: &Requests,
     batch: &[(usize, u64)],
     batched: bool,
     mut run: Run<'_>,
@@ -767,7 +758,7 @@ fn execute(
 fn execute_run(
     entry: &ModelEntry,
     runner: &mut Runner,
-    requests: &[InferenceRequest],
+    requests: &Requests,
     batch: &[(usize, u64)],
     batched: bool,
     mut run: Run<'_>,
@@ -825,7 +816,7 @@ fn execute_run(
 fn fill_inputs(
     entry: &ModelEntry,
     runner: &mut Runner,
-    requests: &[InferenceRequest],
+    requests: &Requests,
     batch: &[(usize, u64)],
     batched: bool,
     spans: &[(usize, usize)],
@@ -842,7 +833,7 @@ fn fill_inputs(
     // dims; dim 0 is the batch's rows).
     if let Some(req) = batch.first().and_then(|&(i, _)| requests.get(i)) {
         // Validated already: every tensor parses and names a distinct input.
-        for view in Tensors::new(&req.inputs).flatten() {
+        for view in Tensors::new(req.inputs).flatten() {
             let Ok(idx) = input_index(entry, &view) else {
                 continue;
             };

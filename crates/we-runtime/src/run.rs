@@ -17,9 +17,8 @@ use std::time::Instant;
 use we_abi::{EffectHeader, Records, msg_kind, op, tensor};
 use we_core::hint::short_eq;
 use we_core::{
-    AgentHost, AgentId, Capabilities, FaultKind, InferenceBackend, InferenceRequest, Postprocess,
-    Snapshot, StateObserver, Task, TaskId, TaskKind, ThreadStart, Tick, TickRecord, TraceHeader,
-    TraceSink,
+    AgentHost, AgentId, Capabilities, FaultKind, InferenceBackend, Postprocess, Requests, Snapshot,
+    StateObserver, Task, TaskId, TaskKind, ThreadStart, Tick, TickRecord, TraceHeader, TraceSink,
 };
 use we_ipc::{Bus, BusConfig};
 use we_sched::{Policy, SchedConfig, Scheduler};
@@ -287,11 +286,10 @@ pub struct Runtime {
     split_commit_min: u64,
     /// [`RunOptions::record_wait_bytes`].
     record_wait_bytes: usize,
-    requests: Vec<InferenceRequest>,
+    /// This tick's inference requests (their buffers kept from tick to tick).
+    requests: Requests,
     /// Model names shared by the requests (see [`intern`]).
     model_names: Vec<Arc<str>>,
-    /// Requests of earlier ticks, kept for their buffers.
-    spare_requests: Vec<InferenceRequest>,
     /// Results of an earlier tick, kept for their buffers.
     spare_results: Vec<we_core::InferenceResult>,
     summary: RunSummary,
@@ -526,9 +524,8 @@ impl Runtime {
             fanned_spare: Default::default(),
             split_commit_min: options.split_commit_min.unwrap_or(DEFAULT_SPLIT_COMMIT_MIN),
             record_wait_bytes: options.record_wait_bytes.unwrap_or(recorder::WAIT_MIN),
-            requests: Vec::new(),
+            requests: Requests::new(),
             model_names: Vec::new(),
-            spare_requests: Vec::new(),
             spare_results: Vec::new(),
             log_tail: VecDeque::new(),
             log_tail_lines: options.log_tail_lines,
@@ -1130,7 +1127,7 @@ impl Runtime {
         record.messages = 0;
         self.last_record = record;
         // Last tick's requests keep their buffers for this tick's.
-        self.spare_requests.append(&mut self.requests);
+        self.requests.clear();
         let mut effects_buf = std::mem::take(&mut self.effects_buf);
         effects_buf.clear();
         effects_buf.extend_from_slice(&t.to_le_bytes());
@@ -1173,7 +1170,6 @@ impl Runtime {
             let delayed = &mut self.delayed;
             let digest_buf = &mut self.digest_buf;
             let requests = &mut self.requests;
-            let spare_requests = &mut self.spare_requests;
             let model_names = &mut self.model_names;
             let fanned_spare = &mut self.fanned_spare;
             let agent_digests = &mut self.last_record.agent_digests;
@@ -1406,27 +1402,7 @@ impl Runtime {
                                 if last_model.allowed {
                                     // Into a spare request's buffers, when
                                     // there is one: no allocation a request.
-                                    let request = match spare_requests.pop() {
-                                        Some(mut r) => {
-                                            r.agent = AgentId::new(i);
-                                            r.tag = h.aux;
-                                            if !Arc::ptr_eq(&r.model, model) {
-                                                r.model = Arc::clone(model);
-                                            }
-                                            r.inputs.clear();
-                                            r.inputs.extend_from_slice(inputs);
-                                            r.tensor_count = count;
-                                            r
-                                        }
-                                        None => InferenceRequest {
-                                            agent: AgentId::new(i),
-                                            tag: h.aux,
-                                            model: Arc::clone(model),
-                                            inputs: inputs.to_vec(),
-                                            tensor_count: count,
-                                        },
-                                    };
-                                    requests.push(request);
+                                    requests.push(AgentId::new(i), h.aux, model, inputs, count);
                                 } else {
                                     capability_refusals += 1;
                                     let why = format!("inference on model `{model}`");
@@ -1534,7 +1510,7 @@ impl Runtime {
                 .enumerate()
                 .map(|(seq, r)| {
                     self.injector
-                        .model_fails(t, r.agent.index, &r.model, seq as u64)
+                        .model_fails(t, r.agent.index, r.model, seq as u64)
                 })
                 .collect()
         } else {
@@ -1543,7 +1519,7 @@ impl Runtime {
         // Empty without model rules: nothing fails.
         let failed = failing.iter().filter(|&&f| f).count();
         let serve = |backend: Option<&mut Box<dyn InferenceBackend>>,
-                     requests: &[InferenceRequest],
+                     requests: &Requests,
                      results: &mut Vec<we_core::InferenceResult>| {
             match backend {
                 Some(backend) => backend.run_into(Tick(t), requests, results),
@@ -1561,13 +1537,10 @@ impl Runtime {
         if failed == 0 {
             serve(self.inference.as_mut(), &self.requests, &mut results);
         } else {
-            let healthy: Vec<InferenceRequest> = self
-                .requests
-                .iter()
-                .zip(&failing)
-                .filter(|(_, f)| !**f)
-                .map(|(r, _)| r.clone())
-                .collect();
+            let mut healthy = Requests::new();
+            for (r, _) in self.requests.iter().zip(&failing).filter(|(_, f)| !**f) {
+                healthy.push(r.agent, r.tag, r.model, r.inputs, r.tensor_count);
+            }
             let mut served = Vec::new();
             serve(self.inference.as_mut(), &healthy, &mut served);
             let mut served = served.into_iter();
@@ -1612,7 +1585,7 @@ impl Runtime {
             // trace records the payload delivered either way.
             if let Ok(bytes) = &result.outcome
                 && !argmax_here.is_empty()
-                && argmax_here.iter().any(|m| **m == *request.model)
+                && argmax_here.iter().any(|m| **m == **request.model)
             {
                 result.outcome = match argmax(bytes) {
                     Some(a) => Ok((a as u64).to_le_bytes().to_vec()),

@@ -4,7 +4,8 @@
 use we_core::{InferenceBackend, Postprocess, Tick};
 
 use crate::{
-    T, argmax, backend, decode, observation, policy_reference, policy_request, request, xorshift64,
+    T, argmax, backend, batch, decode, observation, policy_reference, policy_request, request,
+    xorshift64,
 };
 
 /// Random observations from a printed seed.
@@ -35,7 +36,7 @@ fn policy_logits_match_plain_rust_within_1e_5() {
         .enumerate()
         .map(|(i, o)| policy_request(i as u32, o))
         .collect();
-    let results = b.run(Tick(0), &requests);
+    let results = b.run(Tick(0), &batch(&requests));
     assert_eq!(results.len(), cases.len());
     for ((obs, req), res) in cases.iter().zip(&requests).zip(&results) {
         assert_eq!(
@@ -72,9 +73,9 @@ fn batched_results_equal_one_by_one_results_bitwise() {
         .enumerate()
         .map(|(i, o)| policy_request(i as u32, o))
         .collect();
-    let batched = b.run(Tick(0), &requests);
+    let batched = b.run(Tick(0), &batch(&requests));
     for (i, req) in requests.iter().enumerate() {
-        let alone = b.run(Tick(1), std::slice::from_ref(req));
+        let alone = b.run(Tick(1), &batch(std::slice::from_ref(req)));
         assert_eq!(
             alone[0].outcome, batched[i].outcome,
             "request {i}: batch of 100 vs batch of 1 differ"
@@ -92,17 +93,17 @@ fn a_request_may_carry_several_rows() {
         request(1, "policy", &[T::F32("obs", &[3, 16], &flat)]),
         policy_request(2, &cases[4]),
     ];
-    let results = b.run(Tick(0), &requests);
+    let results = b.run(Tick(0), &batch(&requests));
     let three = decode(results[1].outcome.as_ref().unwrap());
     assert_eq!(three[0].dims, [3, 4]);
     let got = three[0].f32s();
     for (row, obs) in cases[1..4].iter().enumerate() {
-        let single = b.run(Tick(1), &[policy_request(9, obs)]);
+        let single = b.run(Tick(1), &batch(&[policy_request(9, obs)]));
         let single = decode(single[0].outcome.as_ref().unwrap())[0].f32s();
         assert_eq!(&got[row * 4..row * 4 + 4], single.as_slice(), "row {row}");
     }
     let last = decode(results[2].outcome.as_ref().unwrap())[0].f32s();
-    let single = b.run(Tick(2), &[policy_request(9, &cases[4])]);
+    let single = b.run(Tick(2), &batch(&[policy_request(9, &cases[4])]));
     assert_eq!(last, decode(single[0].outcome.as_ref().unwrap())[0].f32s());
 }
 
@@ -115,7 +116,7 @@ fn a_missing_model_fails_only_its_requests() {
         request(1, "no_such_model", &[T::F32("obs", &[1, 16], &obs)]),
         policy_request(2, &obs),
     ];
-    let results = b.run(Tick(0), &requests);
+    let results = b.run(Tick(0), &batch(&requests));
     assert!(results[0].outcome.is_ok());
     let err = results[1].outcome.as_ref().unwrap_err();
     assert!(
@@ -148,7 +149,7 @@ fn bad_inputs_fail_only_their_requests_and_name_the_problem() {
         request(7, "policy", &[T::F32("obs", &[16], &obs)]),
         policy_request(8, &obs),
     ];
-    let results = b.run(Tick(0), &requests);
+    let results = b.run(Tick(0), &batch(&requests));
     let expect = [
         (1, "has no input `observation`"),
         (2, "dtype i64, the model takes f32"),
@@ -187,7 +188,7 @@ fn requests_as_long_as_a_valid_one_are_still_checked_in_full() {
     ];
     let lens: Vec<usize> = requests.iter().map(|r| r.inputs.len()).collect();
     assert!(lens.iter().all(|&l| l == lens[0]), "{lens:?}");
-    let results = b.run(Tick(0), &requests);
+    let results = b.run(Tick(0), &batch(&requests));
     let expect = [
         (1, "has no input `obz`"),
         (2, "dtype i64, the model takes f32"),
@@ -228,7 +229,7 @@ fn multi_input_multi_output_round_trip() {
         ),
         request(2, "policy", &[T::F32("obs", &[1, 16], &[0.0; 16])]),
     ];
-    let results = b.run(Tick(0), &requests);
+    let results = b.run(Tick(0), &batch(&requests));
     let r0 = decode(results[0].outcome.as_ref().unwrap());
     assert_eq!(r0[0].name, "sum");
     assert_eq!(r0[0].dims, [1, 3]);
@@ -256,7 +257,7 @@ fn stateful_model_state_round_trips_each_call() {
             "stateful",
             &[T::F32("x", &[4], &x), T::F32("state", &[4], &state)],
         );
-        let res = b.run(Tick(tick), &[req]);
+        let res = b.run(Tick(tick), &batch(&[req]));
         let outs = decode(res[0].outcome.as_ref().unwrap());
         assert_eq!(outs[0].name, "state_out");
         assert_eq!(outs[0].dims, [4]);
@@ -287,7 +288,7 @@ fn stateful_requests_of_one_tick_run_one_by_one() {
             )
         })
         .collect();
-    let results = b.run(Tick(0), &requests);
+    let results = b.run(Tick(0), &batch(&requests));
     for (i, r) in results.iter().enumerate() {
         let outs = decode(r.outcome.as_ref().unwrap());
         assert_eq!(outs[0].f32s(), [5.0 + i as f32; 4]);
@@ -314,7 +315,7 @@ fn models_are_grouped_in_commit_order_and_results_keep_request_order() {
         mk_multi(2),
         policy_request(3, &obs),
     ];
-    let results = b.run(Tick(0), &requests);
+    let results = b.run(Tick(0), &batch(&requests));
     let agents: Vec<u32> = results.iter().map(|r| r.agent.index).collect();
     assert_eq!(agents, [0, 1, 2, 3]);
     assert_eq!(results[0].outcome, results[2].outcome);
@@ -345,7 +346,7 @@ fn requests_batch_together_only_when_their_dynamic_dims_agree() {
             )
         })
         .collect();
-    let results = b.run(Tick(0), &requests);
+    let results = b.run(Tick(0), &batch(&requests));
     for (i, (&seq, x)) in seqs.iter().zip(&inputs).enumerate() {
         let outs = decode(results[i].outcome.as_ref().unwrap());
         assert_eq!(outs[0].dims, [1, 4]);
@@ -353,7 +354,7 @@ fn requests_batch_together_only_when_their_dynamic_dims_agree() {
             .map(|c| (0..seq).map(|t| x[t * 4 + c]).sum::<f32>() / seq as f32)
             .collect();
         assert_eq!(outs[0].f32s(), want, "request {i} (seq {seq})");
-        let alone = b.run(Tick(1), std::slice::from_ref(&requests[i]));
+        let alone = b.run(Tick(1), &batch(std::slice::from_ref(&requests[i])));
         assert_eq!(
             alone[0].outcome, results[i].outcome,
             "request {i}: batched vs alone"
@@ -381,8 +382,8 @@ fn argmax_postprocessing_gives_each_requests_argmax_as_its_payload() {
         "policy",
         &[T::F32("obs", &[1, 15], &flat[..15])],
     ));
-    let logits = raw.run(Tick(0), &requests);
-    let actions = post.run(Tick(0), &requests);
+    let logits = raw.run(Tick(0), &batch(&requests));
+    let actions = post.run(Tick(0), &batch(&requests));
     assert_eq!(actions.len(), requests.len());
     for (i, (l, a)) in logits.iter().zip(&actions).enumerate() {
         assert_eq!((a.agent, a.tag), (l.agent, l.tag));
@@ -413,15 +414,15 @@ fn results_handed_back_are_overwritten_whole() {
         .map(|(i, o)| policy_request(100 + i as u32, o))
         .collect();
     let mut results = Vec::new();
-    b.run_into(Tick(0), &first, &mut results);
+    b.run_into(Tick(0), &batch(&first), &mut results);
     assert_eq!(results.len(), 30);
     // Fewer requests, then more again: each time exactly what a fresh
     // backend gives.
     for (tick, reqs) in [(1, &second), (2, &first)] {
-        b.run_into(Tick(tick), reqs, &mut results);
+        b.run_into(Tick(tick), &batch(reqs), &mut results);
         let mut fresh = backend();
         assert!(fresh.postprocess("policy", Postprocess::Argmax));
-        assert_eq!(results, fresh.run(Tick(tick), reqs), "tick {tick}");
+        assert_eq!(results, fresh.run(Tick(tick), &batch(reqs)), "tick {tick}");
     }
 }
 
@@ -462,10 +463,10 @@ fn a_batch_split_over_two_sessions_and_cut_in_runs_gives_the_same_bits_as_whole(
             assert!(whole.postprocess("policy", Postprocess::Argmax));
             assert!(split.postprocess("policy", Postprocess::Argmax));
         }
-        let want = whole.run(Tick(0), &requests);
+        let want = whole.run(Tick(0), &batch(&requests));
         let mut got = Vec::new();
         for tick in 0..3 {
-            split.run_into(Tick(tick), &requests, &mut got);
+            split.run_into(Tick(tick), &batch(&requests), &mut got);
             assert_eq!(got.len(), want.len());
             for (k, (g, w)) in got.iter().zip(&want).enumerate() {
                 assert_eq!(
@@ -494,7 +495,7 @@ fn a_batch_split_over_two_sessions_and_cut_in_runs_gives_the_same_bits_as_whole(
 fn policy_bytes(b: &we_infer::OrtBackend) -> u64 {
     let all = b.manager().used_bytes();
     let mut alone = backend_splitting(0, 0);
-    alone.run(Tick(0), &[policy_request(0, &[0.0; 16])]);
+    alone.run(Tick(0), &batch(&[policy_request(0, &[0.0; 16])]));
     assert!(alone.manager().used_bytes() < all);
     alone.manager().used_bytes()
 }

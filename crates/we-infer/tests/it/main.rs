@@ -15,7 +15,7 @@ mod workload;
 use std::path::{Path, PathBuf};
 
 use we_abi::tensor;
-use we_core::{AgentId, InferenceRequest};
+use we_core::{AgentId, InferenceRequest, Requests};
 use we_infer::{ManagerConfig, ModelManager, ModelRegistry, OrtBackend};
 
 /// The workspace root.
@@ -231,4 +231,9 @@ pub fn observation(state: u64) -> [f32; 16] {
         *o = ((state >> (4 * j)) & 15) as f32 / 15.0;
     }
     obs
+}
+
+/// `requests` as one tick's batch.
+pub fn batch(requests: &[InferenceRequest]) -> Requests {
+    requests.iter().collect()
 }

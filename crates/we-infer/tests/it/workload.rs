@@ -6,7 +6,8 @@ use ort::value::TensorRef;
 use we_core::{InferenceBackend, Tick};
 
 use crate::{
-    argmax, backend, decode, manager, observation, policy_reference, policy_request, xorshift64,
+    argmax, backend, batch, decode, manager, observation, policy_reference, policy_request,
+    xorshift64,
 };
 
 /// Digest of one tick: `blake3(D || t || messages)`, a message being
@@ -65,7 +66,7 @@ fn infer_workload_reference_digest_n8_t5() {
             .enumerate()
             .map(|(i, &s)| policy_request(i as u32, &observation(s)))
             .collect();
-        b.run(Tick(tick), &requests)
+        b.run(Tick(tick), &batch(&requests))
             .iter()
             .map(|r| argmax(&decode(r.outcome.as_ref().unwrap())[0].f32s()) as u64)
             .collect()
