@@ -1400,8 +1400,9 @@ impl Runtime {
                                 }
                                 let model = &last_model.shared;
                                 if last_model.allowed {
-                                    // Into a spare request's buffers, when
-                                    // there is one: no allocation a request.
+                                    // Into the tick's batch: the tensors
+                                    // appended to its one buffer, no
+                                    // allocation a request.
                                     requests.push(AgentId::new(i), h.aux, model, inputs, count);
                                 } else {
                                     capability_refusals += 1;
