@@ -1,6 +1,7 @@
 //! Project automation: `cargo xtask <command>`.
 //!
-//! - `test`: everything CI checks: fmt, clippy (warnings denied), guest agents,
+//! - `test`: everything CI checks: fmt, clippy (warnings denied), guest agents
+//!   (built, and their native tests),
 //!   ONNX Runtime provisioning, every test, golden trace verification, and a
 //!   10-second fuzz smoke run of each cheap fuzz target.
 //! - `build-agents`: builds the guest agents in `agents/` for wasm32 and copies
@@ -277,6 +278,14 @@ fn test(root: &Path) -> Result<()> {
         .current_dir(root.join("agents"))
         .args(["fmt", "--all", "--", "--check"]);
     run(agents_fmt)?;
+    // The guest agents' native tests (their logic under the SDK's harness,
+    // no wasm): the agents workspace has its own target dir.
+    let mut agents_tests = cargo();
+    agents_tests
+        .current_dir(root.join("agents"))
+        .args(["test", "--workspace"])
+        .env_remove("CARGO_TARGET_DIR");
+    run(agents_tests)?;
     let mut tests = cargo();
     tests
         .current_dir(root)
