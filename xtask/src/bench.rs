@@ -472,21 +472,7 @@ impl Bench<'_> {
         let mut samples: Vec<Vec<Sample>> = configs.iter().map(|_| Vec::new()).collect();
         for _ in 0..opts.runs {
             for (c, into) in configs.iter().zip(samples.iter_mut()) {
-                let flags: Vec<&str> = c.flags.iter().map(String::as_str).collect();
-                let env: Vec<(&str, &str)> = c
-                    .env
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
-                into.push(self.once(
-                    &c.workload,
-                    c.agents,
-                    c.ticks,
-                    c.workers,
-                    &flags,
-                    &env,
-                    false,
-                )?);
+                into.push(self.once(c, false)?);
             }
         }
         Ok(configs
@@ -514,18 +500,16 @@ impl Bench<'_> {
         self.interleaved(opts, &configs)
     }
 
-    /// Runs `we bench-workload` once, polling its memory.
-    #[allow(clippy::too_many_arguments)]
-    fn once(
-        &self,
-        workload: &str,
-        agents: u32,
-        ticks: u64,
-        workers: usize,
-        flags: &[&str],
-        env: &[(&str, &str)],
-        count_maps: bool,
-    ) -> Result<Sample> {
+    /// Runs `we bench-workload` once with `c`, polling its memory.
+    fn once(&self, c: &Config, count_maps: bool) -> Result<Sample> {
+        let Config {
+            workload,
+            agents,
+            workers,
+            ticks,
+            flags,
+            env,
+        } = c;
         let mut cmd = Command::new(self.we);
         cmd.current_dir(self.root)
             .arg("bench-workload")
@@ -602,7 +586,8 @@ impl Bench<'_> {
         let ticks_for =
             |per_tick: f64| ((target / per_tick.max(1e-7)).ceil() as u64).clamp(5, 200_000);
         let probe_ticks = 5;
-        let probe = self.once(workload, agents, probe_ticks, workers, flags, env, false)?;
+        let mut probe_run = Config::new(workload, agents, workers, probe_ticks, flags, env);
+        let probe = self.once(&probe_run, false)?;
         // The median tick, not the mean: the first ticks of a big run fault
         // its buffers in and would make T too small to get past them.
         let median_s = num(&probe.json, "p50_ms") / 1e3;
@@ -617,7 +602,8 @@ impl Bench<'_> {
         // (its median, or its mean if lower), and T gets a tenth more, so
         // that a run lasts at least the target.
         let second = (ticks_for(per_tick) / 4).max(probe_ticks);
-        let probe = self.once(workload, agents, second, workers, flags, env, false)?;
+        probe_run.ticks = second;
+        let probe = self.once(&probe_run, false)?;
         let mean_s = num(&probe.json, "wall_s") / second as f64;
         let median_s = num(&probe.json, "p50_ms") / 1e3;
         let steady = [mean_s, median_s]
@@ -643,11 +629,11 @@ impl Bench<'_> {
         env: &[(&str, &str)],
         count_maps: bool,
     ) -> Result<Measured> {
+        let config = Config::new(workload, agents, workers, ticks, flags, env);
         let mut samples = Vec::new();
         for _ in 0..opts.runs {
-            samples.push(self.once(workload, agents, ticks, workers, flags, env, count_maps)?);
+            samples.push(self.once(&config, count_maps)?);
         }
-        let config = Config::new(workload, agents, workers, ticks, flags, env);
         Ok(summarize(&config, &samples))
     }
 }
