@@ -174,10 +174,9 @@ struct ModelCheck {
     group: Option<usize>,
     /// The name's bytes as the request gave them.
     raw: Vec<u8>,
-    /// The name decoded (lossily, where the bytes are not UTF-8).
-    name: String,
-    /// The same name as the requests carry it: one allocation for every
-    /// request of the model, kept from tick to tick (see [`intern`]).
+    /// The name decoded (lossily, where the bytes are not UTF-8), as the
+    /// requests carry it: one allocation for every request of the model,
+    /// kept from tick to tick (see [`intern`]).
     shared: Arc<str>,
     allowed: bool,
 }
@@ -214,13 +213,12 @@ impl ModelCheck {
         self.group = Some(group);
         self.raw.clear();
         self.raw.extend_from_slice(raw);
-        self.name.clear();
-        match std::str::from_utf8(raw) {
-            Ok(name) => self.name.push_str(name),
-            Err(_) => self.name.push_str(&String::from_utf8_lossy(raw)),
-        }
-        self.allowed = caps.models.allows(&self.name);
-        self.shared = intern(names, &self.name);
+        let name = match std::str::from_utf8(raw) {
+            Ok(name) => std::borrow::Cow::Borrowed(name),
+            Err(_) => String::from_utf8_lossy(raw),
+        };
+        self.allowed = caps.models.allows(&name);
+        self.shared = intern(names, &name);
     }
 }
 
@@ -1786,7 +1784,6 @@ mod tests {
         assert!(!check.holds(0, b"policy"));
         check.check(0, b"policy", &policy, &mut names);
         assert!(check.holds(0, b"policy") && check.allowed);
-        assert_eq!(check.name, "policy");
         assert_eq!(&*check.shared, "policy");
         let first = Arc::clone(&check.shared);
         // Another group, or other bytes (as long, or longer), is not this check.
@@ -1800,7 +1797,6 @@ mod tests {
         assert!(Arc::ptr_eq(&first, &check.shared));
         // Bytes that are not UTF-8 are named lossily, and refused.
         check.check(0, b"pol\xffcy", &policy, &mut names);
-        assert_eq!(check.name, "pol\u{fffd}cy");
         assert_eq!(&*check.shared, "pol\u{fffd}cy");
         assert!(!check.allowed);
     }
