@@ -138,6 +138,36 @@ fn run(mut cmd: Command) -> Result<()> {
 }
 
 /// Builds the guest agents and copies them to `build/agents/`.
+/// Adds the `wasm32-unknown-unknown` standard library through rustup when the
+/// active toolchain lacks it. `rust-toolchain.toml` names the target, but
+/// rustup installs it only when it installs the toolchain itself; a toolchain
+/// that was already there (or linked in) may come without it.
+fn ensure_wasm_target(agents: &Path) -> Result<()> {
+    let libdir = Command::new("rustc")
+        .current_dir(agents)
+        .args([
+            "--print",
+            "target-libdir",
+            "--target",
+            "wasm32-unknown-unknown",
+        ])
+        .output()
+        .context("rustc --print target-libdir")?;
+    let dir = String::from_utf8_lossy(&libdir.stdout).trim().to_string();
+    let present = libdir.status.success()
+        && std::fs::read_dir(&dir).is_ok_and(|mut d| {
+            d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("libcore-")))
+        });
+    if present {
+        return Ok(());
+    }
+    eprintln!("xtask: adding the wasm32-unknown-unknown target through rustup");
+    let mut cmd = Command::new("rustup");
+    cmd.current_dir(agents)
+        .args(["target", "add", "wasm32-unknown-unknown"]);
+    run(cmd)
+}
+
 fn build_agents(root: &Path) -> Result<()> {
     // `WE_AGENTS_WORKSPACE` and `WE_AGENTS_DIR` point the build at another
     // agents workspace and output folder (the guide's test uses a copy).
@@ -156,6 +186,7 @@ fn build_agents(root: &Path) -> Result<()> {
         root.display(),
         cargo_home.display()
     );
+    ensure_wasm_target(&agents)?;
     let mut cmd = cargo();
     cmd.current_dir(&agents)
         .args(["build", "--release", "--target", "wasm32-unknown-unknown"])
