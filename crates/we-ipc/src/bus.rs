@@ -600,18 +600,25 @@ pub struct CommitPart<'a> {
 /// admitted before it), and `finish` then fills each inbox in one sequential
 /// pass over the calls that reach it, in call order: the same bytes, counts
 /// and refusals as writing at once.
+///
+/// A topic's records are kept back to back ([`TopicPlan`]), so that an inbox
+/// that hears one topic and nothing else, and admitted every copy offered
+/// to it, is filled with at most two copies of that block (before and after
+/// its own publishes), not one per message.
 #[derive(Debug, Default)]
 struct Plan {
-    /// Per owned inbox: copies admitted so far this commit.
-    admitted: Vec<u32>,
-    /// The record (header, payload, padding) of every call, once.
+    /// Per owned inbox: its count as writing at once would have left it so
+    /// far (its count at the split plus the copies admitted since).
+    counts: Vec<u32>,
+    /// The record (header, payload, padding) of every direct call, once.
     records: Vec<u8>,
-    /// Per call, in call order: its record's range in `records` and sender.
+    /// Per call, in call order: its record's range (in `records`, or in its
+    /// topic's `bytes`) and sender.
     calls: Vec<PlanCall>,
     /// Direct calls (sends, notices) as (owned inbox, call), in call order.
     direct: Vec<(u32, u32)>,
-    /// Publish calls by topic, in call order.
-    by_topic: BTreeMap<u32, Vec<u32>>,
+    /// Publish calls by topic.
+    by_topic: BTreeMap<u32, TopicPlan>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -624,20 +631,108 @@ struct PlanCall {
     too_large: bool,
 }
 
-impl Plan {
-    /// Records a call's message once; returns its index.
-    fn call(&mut self, header: MessageHeader, payload: &[u8], too_large: bool) -> u32 {
-        let start = self.records.len() as u32;
-        if !too_large {
-            append_record(&mut self.records, header.encode(), payload);
+/// The publish calls to one topic, in call order, with their records back to
+/// back.
+#[derive(Debug)]
+struct TopicPlan {
+    /// Call indices.
+    calls: Vec<u32>,
+    /// Per call: its sender.
+    senders: Vec<u32>,
+    /// Per call: where its record ends in `bytes` (a call over the size
+    /// limit has an empty record).
+    ends: Vec<u32>,
+    bytes: Vec<u8>,
+    /// Calls over the size limit.
+    too_large: u32,
+    /// Whether the senders never decrease (the runtime's order), so that a
+    /// sender's calls are one run.
+    sorted: bool,
+}
+
+impl Default for TopicPlan {
+    fn default() -> Self {
+        Self {
+            calls: Vec::new(),
+            senders: Vec::new(),
+            ends: Vec::new(),
+            bytes: Vec::new(),
+            too_large: 0,
+            sorted: true,
         }
+    }
+}
+
+impl TopicPlan {
+    /// Where call `k`'s record starts in `bytes`.
+    fn start(&self, k: usize) -> usize {
+        match k.checked_sub(1) {
+            Some(prev) => self.ends.get(prev).map_or(0, |&e| e as usize),
+            None => 0,
+        }
+    }
+
+    /// The inbox bytes and count of a receiver that hears this topic alone
+    /// and admitted `admitted` copies, when that was every copy offered to
+    /// it: the block without `receiver`'s own records, as (before, after).
+    /// `None` when some copy was refused or the calls are out of order.
+    fn whole_for(&self, receiver: u32, admitted: u32) -> Option<(&[u8], &[u8])> {
+        if !self.sorted {
+            return None;
+        }
+        let lo = self.senders.partition_point(|&s| s < receiver);
+        let hi = self.senders.partition_point(|&s| s <= receiver);
+        // Own calls over the size limit are neither offered nor counted
+        // twice.
+        let own_too_large = (lo..hi)
+            .filter(|&k| self.start(k) == self.ends.get(k).map_or(0, |&e| e as usize))
+            .count();
+        let offered = self.calls.len() - (hi - lo) - (self.too_large as usize - own_too_large);
+        if offered != admitted as usize {
+            return None;
+        }
+        let (before, rest) = self.bytes.split_at_checked(self.start(lo))?;
+        let after = rest.get(self.start(hi) - self.start(lo)..)?;
+        Some((before, after))
+    }
+}
+
+impl Plan {
+    /// Records a direct call's message once; returns its index.
+    fn call(&mut self, header: MessageHeader, payload: &[u8]) -> u32 {
+        let start = self.records.len() as u32;
+        append_record(&mut self.records, header.encode(), payload);
         self.calls.push(PlanCall {
             start,
             end: self.records.len() as u32,
             sender: header.sender,
-            too_large,
+            too_large: false,
         });
         (self.calls.len() - 1) as u32
+    }
+
+    /// Records a publish call's message once, in its topic's block.
+    fn topic_call(&mut self, topic: u32, header: MessageHeader, payload: &[u8], too_large: bool) {
+        let index = self.calls.len() as u32;
+        let tp = self.by_topic.entry(topic).or_default();
+        let start = tp.bytes.len() as u32;
+        if too_large {
+            tp.too_large += 1;
+        } else {
+            append_record(&mut tp.bytes, header.encode(), payload);
+        }
+        if tp.senders.last().is_some_and(|&s| s > header.sender) {
+            tp.sorted = false;
+        }
+        tp.calls.push(index);
+        tp.senders.push(header.sender);
+        tp.ends.push(tp.bytes.len() as u32);
+        self.calls.push(PlanCall {
+            start,
+            end: tp.bytes.len() as u32,
+            sender: header.sender,
+            too_large,
+        });
     }
 }
 
@@ -666,17 +761,12 @@ impl<'a> CommitPart<'a> {
         let local = (receiver as usize)
             .checked_sub(self.first as usize)
             .filter(|&l| l < self.inboxes.len());
-        let count = local.and_then(|l| {
-            let earlier = self.plan.admitted.get(l).copied().unwrap_or(0);
-            self.inboxes
-                .get(l)
-                .map(|inbox| inbox.count.saturating_add(earlier))
-        });
+        let count = local.and_then(|l| self.plan.counts.get(l).copied());
         let outcome = admission(&self.config, self.closed, receiver, payload_len, count);
         if outcome.is_ok()
-            && let Some(a) = local.and_then(|l| self.plan.admitted.get_mut(l))
+            && let Some(c) = local.and_then(|l| self.plan.counts.get_mut(l))
         {
-            *a += 1;
+            *c += 1;
         }
         match outcome {
             Ok(()) => self.tally.delivered += 1,
@@ -714,7 +804,7 @@ impl<'a> CommitPart<'a> {
         let outcome = self.admit(sender, receiver, payload.len());
         if outcome.is_ok() {
             let header = message_header(sender, kind, channel, payload);
-            let call = self.plan.call(header, payload, false);
+            let call = self.plan.call(header, payload);
             self.plan.direct.push((receiver - self.first, call));
         }
         Some(outcome)
@@ -722,12 +812,16 @@ impl<'a> CommitPart<'a> {
 
     /// [`Bus::commit_publish`] for the subscribers this part owns, in
     /// ascending order, the publisher excluded.
+    ///
+    /// Each copy is admitted by [`admission`]'s rules, written out for the
+    /// one case a publish meets (a known receiver): over the size limit,
+    /// closed or full is refused.
     pub fn publish(
         &mut self,
         sender: u32,
         topic: u32,
         payload: &[u8],
-        on_delivered: impl FnMut(u32),
+        mut on_delivered: impl FnMut(u32),
     ) -> PublishOutcome {
         let topics: &'a BTreeMap<u32, Vec<u32>> = self.topics;
         let Some(subs) = topics.get(&topic) else {
@@ -744,14 +838,36 @@ impl<'a> CommitPart<'a> {
         }
         let header = message_header(sender, msg_kind::TOPIC, topic, payload);
         let too_large = payload.len() > self.config.max_message_bytes as usize;
-        let call = self.plan.call(header, payload, too_large);
-        self.plan.by_topic.entry(topic).or_default().push(call);
-        publish_to(
-            owned,
-            sender,
-            |receiver| self.admit(sender, receiver, payload.len()),
-            on_delivered,
-        )
+        self.plan.topic_call(topic, header, payload, too_large);
+        let capacity = self.config.mailbox_capacity;
+        let closed = self.closed;
+        let counts = &mut self.plan.counts;
+        let mut out = PublishOutcome::default();
+        for &receiver in owned {
+            if receiver == sender {
+                continue;
+            }
+            let count = counts.get_mut((receiver - first) as usize);
+            let admitted = match count {
+                Some(c) if !too_large && *c < capacity => {
+                    closed.get(receiver as usize) != Some(&true) && {
+                        *c += 1;
+                        true
+                    }
+                }
+                _ => false,
+            };
+            if admitted {
+                out.delivered += 1;
+                on_delivered(receiver);
+            } else {
+                out.refused += 1;
+                self.tally.refused_senders.push(sender);
+            }
+        }
+        self.tally.delivered += u64::from(out.delivered);
+        self.tally.refused += u64::from(out.refused);
+        out
     }
 
     /// Writes the admitted copies, one inbox at a time, each in call order
@@ -776,9 +892,9 @@ impl<'a> CommitPart<'a> {
         // Stable: a receiver's direct calls stay in call order.
         direct.sort_by_key(|&(local, _)| local);
         let (mut d, mut t) = (0usize, 0usize);
-        let mut lists: Vec<&[u32]> = Vec::new();
+        let mut lists: Vec<&TopicPlan> = Vec::new();
         let mut heads: Vec<usize> = Vec::new();
-        for (local, admitted) in plan.admitted.iter().enumerate() {
+        for (local, inbox) in self.inboxes.iter_mut().enumerate() {
             let local32 = local as u32;
             let d_from = d;
             while direct.get(d).is_some_and(|&(l, _)| l == local32) {
@@ -789,32 +905,42 @@ impl<'a> CommitPart<'a> {
                 if l != local32 {
                     break;
                 }
-                if let Some(calls) = plan.by_topic.get(&topic) {
-                    lists.push(calls);
+                if let Some(tp) = plan.by_topic.get(&topic) {
+                    lists.push(tp);
                 }
                 t += 1;
             }
-            if *admitted == 0 {
+            let admitted = plan
+                .counts
+                .get(local)
+                .map_or(0, |&c| c.saturating_sub(inbox.count));
+            if admitted == 0 {
                 continue;
             }
             let receiver = self.first + local32;
-            let Some(inbox) = self.inboxes.get_mut(local) else {
-                continue;
-            };
             if inbox.count == 0 && inbox.bytes.is_empty() {
                 self.tally.touched.push(receiver);
             }
             let directs = direct.get(d_from..d).unwrap_or(&[]);
+            // One topic and nothing else, every copy admitted: its block.
+            if let ([tp], []) = (lists.as_slice(), directs)
+                && let Some((before, after)) = tp.whole_for(receiver, admitted)
+            {
+                inbox.bytes.extend_from_slice(before);
+                inbox.bytes.extend_from_slice(after);
+                inbox.count += admitted;
+                continue;
+            }
             heads.clear();
             heads.resize(lists.len(), 0);
             let mut next_direct = 0usize;
-            let mut left = *admitted;
+            let mut left = admitted;
             // Merge this inbox's calls by call index (= call order).
             while left > 0 {
                 let mut best: Option<(u32, Option<usize>)> =
                     directs.get(next_direct).map(|&(_, c)| (c, None));
-                for (k, list) in lists.iter().enumerate() {
-                    if let Some(&c) = list.get(heads[k])
+                for (k, tp) in lists.iter().enumerate() {
+                    if let Some(&c) = tp.calls.get(heads[k])
                         && best.is_none_or(|(b, _)| c < b)
                     {
                         best = Some((c, Some(k)));
@@ -823,10 +949,16 @@ impl<'a> CommitPart<'a> {
                 let Some((c, from_list)) = best else {
                     break;
                 };
-                match from_list {
-                    None => next_direct += 1,
-                    Some(k) => heads[k] += 1,
-                }
+                let bytes = match from_list {
+                    None => {
+                        next_direct += 1;
+                        &plan.records
+                    }
+                    Some(k) => {
+                        heads[k] += 1;
+                        &lists[k].bytes
+                    }
+                };
                 let Some(call) = plan.calls.get(c as usize) else {
                     continue;
                 };
@@ -835,7 +967,7 @@ impl<'a> CommitPart<'a> {
                 if (from_list.is_some() && call.sender == receiver) || call.too_large {
                     continue;
                 }
-                if let Some(record) = plan.records.get(call.start as usize..call.end as usize) {
+                if let Some(record) = bytes.get(call.start as usize..call.end as usize) {
                     inbox.bytes.extend_from_slice(record);
                     inbox.count += 1;
                     left -= 1;
@@ -854,14 +986,15 @@ impl Bus {
     pub fn split_commit(&mut self) -> [CommitPart<'_>; 2] {
         let n = self.next.inboxes.len();
         let mid = n / 2;
+        let counts = |inboxes: &[Inbox]| inboxes.iter().map(|i| i.count).collect::<Vec<u32>>();
         let (low, high) = self.next.inboxes.split_at_mut(mid);
-        let (low_len, high_len) = (low.len(), high.len());
-        let part = |first: usize, takes_unknown: bool, inboxes, owned: usize| CommitPart {
+        let (low_counts, high_counts) = (counts(low), counts(high));
+        let part = |first: usize, takes_unknown: bool, inboxes, counts| CommitPart {
             config: self.config,
             first: first as u32,
             takes_unknown,
             plan: Plan {
-                admitted: vec![0; owned],
+                counts,
                 ..Plan::default()
             },
             inboxes,
@@ -870,8 +1003,8 @@ impl Bus {
             tally: CommitTally::default(),
         };
         [
-            part(0, false, low, low_len),
-            part(mid, true, high, high_len),
+            part(0, false, low, low_counts),
+            part(mid, true, high, high_counts),
         ]
     }
 
