@@ -37,10 +37,11 @@ pub struct RunOptions {
     /// Development only: run modules that carry no signature. The run summary
     /// and the trace header say so.
     pub allow_unsigned: bool,
-    /// With two or more workers, a commit whose previous commit delivered at
-    /// least this many messages is split over two threads by receiver
-    /// (`None`: [`DEFAULT_SPLIT_COMMIT_MIN`]; `Some(0)`: always). The result
-    /// is the same either way.
+    /// With two or more workers, a tick's commit is split over two threads by
+    /// receiver when the previous tick's delivered at least this many
+    /// messages, and always in the first tick (`None`:
+    /// [`DEFAULT_SPLIT_COMMIT_MIN`]; `Some(0)`: always). The result is the
+    /// same either way.
     pub split_commit_min: Option<u64>,
     /// In [`Runtime::run`], a tick whose workload-digest input is at least
     /// this many bytes is recorded before the next tick starts instead of
@@ -275,7 +276,9 @@ pub struct Runtime {
     helper_tried: bool,
     /// Where the threads the runtime starts run (`None`: anywhere).
     support: Option<affinity::Cpus>,
-    /// Messages committed in the last commit.
+    /// Messages committed in the last tick's commit; `u64::MAX` before the
+    /// first tick, whose size nothing tells in advance (it is split, with
+    /// two workers).
     last_messages: u64,
     /// The buffers of the two threads of a split commit, kept between ticks.
     fanned_spare: [fanout::Fanned; 2],
@@ -518,7 +521,7 @@ impl Runtime {
             helper: None,
             helper_tried: false,
             support,
-            last_messages: 0,
+            last_messages: u64::MAX,
             fanned_spare: Default::default(),
             split_commit_min: options.split_commit_min.unwrap_or(DEFAULT_SPLIT_COMMIT_MIN),
             record_wait_bytes: options.record_wait_bytes.unwrap_or(recorder::WAIT_MIN),
@@ -1485,7 +1488,9 @@ impl Runtime {
         let shared = self.shared_mut()?;
         shared.bus.flip();
         shared.regions.flip();
-        self.last_messages = messages;
+        if !init {
+            self.last_messages = messages;
+        }
         self.summary.messages_delivered += messages;
         self.summary.messages_refused += refused;
         self.last_record.messages = messages;
