@@ -16,10 +16,15 @@
 //! copy, in order) and there is a second core to run on.
 
 use crate::faults::Injector;
+use crate::hash::Splice;
 use crate::pool::Results;
 use we_abi::{EffectHeader, Records, msg_kind, op, tensor};
 use we_core::Capabilities;
 use we_ipc::{CommitPart, CommitTally, Refusal};
+
+/// Runs of encodings at least this long are spliced into the digest input
+/// rather than copied.
+pub(crate) const SPLICE_MIN: usize = 2 << 10;
 
 /// What both threads read.
 pub(crate) struct Inputs<'a> {
@@ -123,6 +128,11 @@ pub(crate) fn fan_out(
 }
 
 impl Fanned {
+    /// Exchanges the encodings buffer with `other` (a recorded tick's).
+    pub(crate) fn swap_digest(&mut self, other: &mut Vec<u8>) {
+        std::mem::swap(&mut self.digest, other);
+    }
+
     /// Counts one direct copy as the serial commit's `deliver` does.
     fn count(&mut self, outcome: Result<(), Refusal>, sender: u32, receiver: u32, payload: &[u8]) {
         match outcome {
@@ -168,11 +178,20 @@ impl Merge {
         })
     }
 
-    /// Appends the encodings of the next delivering effect to `digest`.
-    pub(crate) fn take(&mut self, digest: &mut Vec<u8>) {
-        for (part, from) in self.parts.iter().zip(self.from.iter_mut()) {
+    /// Appends the encodings of the next delivering effect to `digest`: a
+    /// short run copied, a long one ([`SPLICE_MIN`]) noted in `splices`
+    /// where it belongs and left in place (see `recorder::Pieces`).
+    pub(crate) fn take(&mut self, digest: &mut Vec<u8>, splices: &mut Vec<Splice>) {
+        for (k, (part, from)) in self.parts.iter().zip(self.from.iter_mut()).enumerate() {
             let end = part.ends.get(self.next).copied().unwrap_or(*from);
-            if let Some(bytes) = part.digest.get(*from..end) {
+            if end.saturating_sub(*from) >= SPLICE_MIN {
+                splices.push(Splice {
+                    at: digest.len(),
+                    part: k,
+                    start: *from,
+                    end,
+                });
+            } else if let Some(bytes) = part.digest.get(*from..end) {
                 digest.extend_from_slice(bytes);
             }
             *from = end;

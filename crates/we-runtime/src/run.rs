@@ -264,6 +264,8 @@ pub struct Runtime {
     /// Bundles back from the recording thread, for their buffers.
     free: Vec<Bundle>,
     digest_buf: Vec<u8>,
+    /// Runs of `digest_buf` left in a split commit's buffers.
+    pieces: recorder::Pieces,
     /// The bytes of one commit's effects digest, gathered so that blake3 hashes
     /// them in one call (its SIMD path needs whole chunks in one update).
     effects_buf: Vec<u8>,
@@ -517,6 +519,7 @@ impl Runtime {
             pending: None,
             free: Vec::new(),
             digest_buf: Vec::new(),
+            pieces: recorder::Pieces::default(),
             effects_buf: Vec::new(),
             helper: None,
             helper_tried: false,
@@ -617,6 +620,7 @@ impl Runtime {
         self.started = true;
         self.pool.run(Phase::Init, &self.shared)?;
         self.digest_buf.clear();
+        self.pieces.splices.clear();
         self.commit(u64::MAX, true)?;
         let init_effects = *blake3::hash(&self.effects_buf).as_bytes();
         let mut notes = vec![
@@ -694,12 +698,13 @@ impl Runtime {
         // recorded, t, the tick's message encodings), so that it can be
         // hashed on two threads.
         self.digest_buf.clear();
+        self.pieces.splices.clear();
         self.digest_buf.extend_from_slice(&[0; DIGEST_PREFIX]);
         self.digest_buf.extend_from_slice(&t.to_le_bytes());
         self.commit(t, false)?;
         self.last_record.tick = Tick(t);
         if self.recorder.is_some() {
-            let large = self.digest_buf.len() >= self.record_wait_bytes;
+            let large = self.digest_buf.len() + self.pieces.len() >= self.record_wait_bytes;
             self.pending = Some(self.take_bundle());
             if large {
                 self.wait_recording()?;
@@ -851,6 +856,7 @@ impl Runtime {
         Bundle {
             record: std::mem::take(&mut self.last_record),
             digest_buf: std::mem::take(&mut self.digest_buf),
+            pieces: std::mem::take(&mut self.pieces),
             effects_buf: std::mem::take(&mut self.effects_buf),
         }
     }
@@ -859,6 +865,7 @@ impl Runtime {
     fn put_bundle(&mut self, bundle: Bundle) {
         self.last_record = bundle.record;
         self.digest_buf = bundle.digest_buf;
+        self.pieces = bundle.pieces;
         self.effects_buf = bundle.effects_buf;
     }
 
@@ -1170,6 +1177,7 @@ impl Runtime {
             let message_rules = injector.has_message_rules() && !init;
             let delayed = &mut self.delayed;
             let digest_buf = &mut self.digest_buf;
+            let splices = &mut self.pieces.splices;
             let requests = &mut self.requests;
             let model_names = &mut self.model_names;
             let fanned_spare = &mut self.fanned_spare;
@@ -1314,7 +1322,7 @@ impl Runtime {
                             // Committed by the split pass; its encodings go
                             // in here, at the effect's place.
                             if let Some(m) = merge.as_mut() {
-                                m.take(digest_buf);
+                                m.take(digest_buf, splices);
                             }
                         }
                         op::SEND if !message_rules => {
@@ -1413,7 +1421,7 @@ impl Runtime {
                             }
                             Err(_) if merge.is_some() => {
                                 if let Some(m) = merge.as_mut() {
-                                    m.take(digest_buf);
+                                    m.take(digest_buf, splices);
                                 }
                             }
                             Err(e) => {
@@ -1463,7 +1471,15 @@ impl Runtime {
                 }
             }
             if let Some(m) = merge {
-                *fanned_spare = m.into_parts();
+                let mut parts = m.into_parts();
+                if !splices.is_empty() {
+                    // The runs spliced in stay in these buffers until the
+                    // tick is recorded; the bundle's earlier ones come back.
+                    for (part, lent) in parts.iter_mut().zip(self.pieces.parts.iter_mut()) {
+                        part.swap_digest(lent);
+                    }
+                }
+                *fanned_spare = parts;
             }
         }
         self.summary.region_refusals += region_refusals;

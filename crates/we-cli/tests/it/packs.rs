@@ -16,6 +16,10 @@ fn packed_workloads_match_the_reference_at_every_worker_count() {
         ("compute", 13, 3, 4, reference::compute(13, 3)),
         ("gossip", 41, 8, 8, reference::gossip(41, 8)),
         ("gossip", 41, 8, 41, reference::gossip(41, 8)),
+        // 312 subscribers a topic: a split commit's runs of encodings are
+        // long enough to be spliced into the digest input, which is large
+        // enough to be hashed on two threads.
+        ("gossip", 5000, 4, 1000, reference::gossip(5000, 4)),
     ];
     for (name, n, t, pack, expected) in cases {
         for (workers, perturb) in [(1, 0), (2, 0), (3, 30)] {
