@@ -19,22 +19,22 @@ fn payload() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn op(n: u32) -> impl Strategy<Value = Op> {
-    prop_oneof![
-        4 => (0..n + 1, payload()).prop_map(|(to, payload)| Op::Send { to, payload }),
-        3 => (0..TOPICS, payload()).prop_map(|(topic, payload)| Op::Publish { topic, payload }),
-        2 => (0..TOPICS).prop_map(|topic| Op::Join { topic }),
-        1 => (0..TOPICS).prop_map(|topic| Op::Leave { topic }),
-    ]
+    op_weighted(n, [4, 3, 2, 1])
 }
 
 /// Mostly publishes, as in a gossip workload: with a roomy mailbox most
 /// inboxes hear one topic and nothing else.
 fn publish_op(n: u32) -> impl Strategy<Value = Op> {
+    op_weighted(n, [1, 12, 1, 1])
+}
+
+/// Sends, publishes, joins and leaves, in the proportions of `weights`.
+fn op_weighted(n: u32, [send, publish, join, leave]: [u32; 4]) -> impl Strategy<Value = Op> {
     prop_oneof![
-        1 => (0..n + 1, payload()).prop_map(|(to, payload)| Op::Send { to, payload }),
-        12 => (0..TOPICS, payload()).prop_map(|(topic, payload)| Op::Publish { topic, payload }),
-        1 => (0..TOPICS).prop_map(|topic| Op::Join { topic }),
-        1 => (0..TOPICS).prop_map(|topic| Op::Leave { topic }),
+        send => (0..n + 1, payload()).prop_map(|(to, payload)| Op::Send { to, payload }),
+        publish => (0..TOPICS, payload()).prop_map(|(topic, payload)| Op::Publish { topic, payload }),
+        join => (0..TOPICS).prop_map(|topic| Op::Join { topic }),
+        leave => (0..TOPICS).prop_map(|topic| Op::Leave { topic }),
     ]
 }
 
