@@ -17,37 +17,6 @@ use blake3::hazmat::{HasherExt, Mode, left_subtree_len, merge_subtrees_root};
 /// Below this a second thread costs more than it saves.
 pub(crate) const PARALLEL_MIN: usize = 256 << 10;
 
-/// `blake3::hash(bytes)`, on two threads when `parallel` and the input is at
-/// least [`PARALLEL_MIN`] bytes.
-pub(crate) fn hash(bytes: &[u8], parallel: bool) -> [u8; 32] {
-    if !parallel || bytes.len() < PARALLEL_MIN {
-        return *blake3::hash(bytes).as_bytes();
-    }
-    // At least two chunks, so both subtrees are non-empty and the split is a
-    // chunk boundary, as the hazmat functions require.
-    let split = left_subtree_len(bytes.len() as u64) as usize;
-    let (left, right) = bytes.split_at(split);
-    let (left_cv, right_cv) = std::thread::scope(|scope| {
-        let right = scope.spawn(|| {
-            // The recorder's thread keeps off the orchestrator's CPU; this
-            // half of a large digest may use it (the tick waits for it).
-            crate::affinity::widen();
-            blake3::Hasher::new()
-                .set_input_offset(split as u64)
-                .update(right)
-                .finalize_non_root()
-        });
-        let left_cv = blake3::Hasher::new().update(left).finalize_non_root();
-        (left_cv, right.join())
-    });
-    match right_cv {
-        Ok(right_cv) => *merge_subtrees_root(&left_cv, &right_cv, Mode::Hash).as_bytes(),
-        // The right half's thread cannot panic on valid input; hash serially
-        // rather than fail.
-        Err(_) => *blake3::hash(bytes).as_bytes(),
-    }
-}
-
 /// A run of `parts[part][start..end]` that goes before byte `at` of the
 /// main buffer ([`hash_spliced`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,17 +31,16 @@ pub(crate) struct Splice {
 /// SIMD path hashes many whole chunks of one `update` at once.
 const GATHER: usize = 64 << 10;
 
-/// [`hash`] of `main` with the runs of `splices` (ordered by `at`, each
-/// within `main`'s length) inserted, without building that input.
+/// blake3 of `main` with the runs of `splices` (ordered by `at`, each
+/// within `main`'s length) inserted, without building that input; on two
+/// threads when `parallel` and the input is at least [`PARALLEL_MIN`]
+/// bytes. Without splices, `blake3::hash(main)`.
 pub(crate) fn hash_spliced(
     main: &[u8],
     parts: &[Vec<u8>; 2],
     splices: &[Splice],
     parallel: bool,
 ) -> [u8; 32] {
-    if splices.is_empty() {
-        return hash(main, parallel);
-    }
     let mut segments: Vec<&[u8]> = Vec::with_capacity(2 * splices.len() + 1);
     let mut from = 0usize;
     for s in splices {
@@ -83,16 +51,31 @@ pub(crate) fn hash_spliced(
         from = at;
     }
     segments.push(main.get(from..).unwrap_or(&[]));
+    hash_segments(&segments, parallel)
+}
+
+/// blake3 of the concatenated `segments`, on two threads when `parallel`
+/// and the input is at least [`PARALLEL_MIN`] bytes.
+fn hash_segments(segments: &[&[u8]], parallel: bool) -> [u8; 32] {
     let total: usize = segments.iter().map(|s| s.len()).sum();
+    let serial = || match segments {
+        [one] => *blake3::hash(one).as_bytes(),
+        _ => {
+            let mut h = blake3::Hasher::new();
+            feed(&mut h, segments, 0..total);
+            *h.finalize().as_bytes()
+        }
+    };
     if !parallel || total < PARALLEL_MIN {
-        let mut h = blake3::Hasher::new();
-        feed(&mut h, &segments, 0..total);
-        return *h.finalize().as_bytes();
+        return serial();
     }
+    // At least two chunks, so both subtrees are non-empty and the split is a
+    // chunk boundary, as the hazmat functions require.
     let split = left_subtree_len(total as u64) as usize;
-    let segments = &segments;
     let (left_cv, right_cv) = std::thread::scope(|scope| {
         let right = scope.spawn(|| {
+            // The recorder's thread keeps off the orchestrator's CPU; this
+            // half of a large digest may use it (the tick waits for it).
             crate::affinity::widen();
             let mut h = blake3::Hasher::new();
             h.set_input_offset(split as u64);
@@ -105,19 +88,17 @@ pub(crate) fn hash_spliced(
     });
     match right_cv {
         Ok(right_cv) => *merge_subtrees_root(&left_cv, &right_cv, Mode::Hash).as_bytes(),
-        // As in `hash`: serially rather than fail.
-        Err(_) => {
-            let mut h = blake3::Hasher::new();
-            feed(&mut h, segments, 0..total);
-            *h.finalize().as_bytes()
-        }
+        // The right half's thread cannot panic on valid input; hash serially
+        // rather than fail.
+        Err(_) => serial(),
     }
 }
 
 /// Updates `h` with bytes `range` of the concatenated `segments`, gathering
 /// short pieces ([`GATHER`]).
 fn feed(h: &mut blake3::Hasher, segments: &[&[u8]], range: std::ops::Range<usize>) {
-    let mut gathered: Vec<u8> = Vec::with_capacity(GATHER);
+    // Allocated on the first short piece.
+    let mut gathered: Vec<u8> = Vec::new();
     let mut offset = 0usize;
     for seg in segments {
         let (start, end) = (offset, offset + seg.len());
@@ -135,6 +116,9 @@ fn feed(h: &mut blake3::Hasher, segments: &[&[u8]], range: std::ops::Range<usize
             }
             h.update(piece);
             continue;
+        }
+        if gathered.capacity() == 0 {
+            gathered.reserve_exact(GATHER);
         }
         let mut piece = piece;
         while !piece.is_empty() {
@@ -177,8 +161,10 @@ mod tests {
         ] {
             let bytes = &data[..len];
             let expected = *blake3::hash(bytes).as_bytes();
-            assert_eq!(hash(bytes, true), expected, "length {len}");
-            assert_eq!(hash(bytes, false), expected, "length {len}");
+            for parallel in [true, false] {
+                let got = hash_spliced(bytes, &Default::default(), &[], parallel);
+                assert_eq!(got, expected, "length {len}, parallel {parallel}");
+            }
         }
     }
 
@@ -224,9 +210,5 @@ mod tests {
                 );
             }
         }
-        assert_eq!(
-            hash_spliced(&data[..99], &parts, &[], true),
-            *blake3::hash(&data[..99]).as_bytes()
-        );
     }
 }
