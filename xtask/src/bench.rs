@@ -1135,12 +1135,51 @@ fn render_baselines(s: &mut String, c: &CritResults, w: &[Measured]) {
         "blake3 over the same bytes",
         "",
     );
+    let per_agent = |id: &str| c.ns(id).map(|ns| ns / 100.0);
+    let native = c.ns("compute/native_agent_step");
+    row(
+        s,
+        "compute agent step (10,000 rounds of xorshift64) in a pack of 100, fuel by region",
+        per_agent("compute/sandbox_pack_agent_step"),
+        native,
+        "the same loop compiled natively",
+        "",
+    );
+    row(
+        s,
+        "the same, unmetered (measurement only)",
+        per_agent("compute/sandbox_pack_agent_step_unmetered"),
+        native,
+        "the same loop compiled natively",
+        "",
+    );
     s.push('\n');
+    if let Some(native) = native.filter(|ns| *ns > 0.0) {
+        // Two threads each stepping agents back to back, nothing else: no
+        // runtime on two cores can step compute agents faster.
+        let ceiling = 2.0 * 1e9 / native;
+        let seed = SEED
+            .iter()
+            .find(|row| row.0 == "compute")
+            .map_or(0.0, |row| row.3);
+        let ours = best_labelled(w, "compute", 1_000, packed).map(|m| m.rate);
+        let _ = writeln!(
+            s,
+            "compute's ceiling on this machine: two cores each running the native step back \
+             to back make {} agent-steps/s. The seed's {} is {:.1} % of it{}.\n",
+            rate_text(ceiling),
+            rate_text(seed),
+            100.0 * seed / ceiling,
+            ours.map_or(String::new(), |r| format!(
+                "; ours (compute N = 1,000, packed, best W) {} is {:.1} %",
+                rate_text(r),
+                100.0 * r / ceiling
+            )),
+        );
+    }
     for note in &c.notes {
         let _ = writeln!(s, "- we-infer bench: {note}");
     }
-    // Tracing overhead at the workload level is in the next sections.
-    let _ = w;
     s.push('\n');
 }
 

@@ -1,7 +1,10 @@
 //! `agent_step` through we-sandbox beside a raw wasmer typed call of an empty
 //! export (the baseline): the ratio is the sandbox's overhead per call (fuel
 //! reset and read-back, context copy, effect buffer swap). Also a pack of
-//! 1,000 ring agents stepped by one call, per agent.
+//! 1,000 ring agents stepped by one call, per agent. And the compute
+//! workload's agent step (`shared/workloads.md`: 10,000 rounds of
+//! xorshift64) through a pack, metered and unmetered, beside the same loop
+//! compiled natively: the native loop is the ceiling that no runtime passes.
 //!
 //! Needs the built agents (`cargo xtask build-agents`).
 
@@ -15,8 +18,13 @@ use we_core::{AgentCall, AgentHost, AgentId, Emitted, Tick};
 use we_sandbox::{Sandbox, SandboxConfig};
 
 fn ring_module() -> Vec<u8> {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../build/agents/ring.wasm");
+    agent_module("ring.wasm")
+}
+
+fn agent_module(file: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../build/agents")
+        .join(file);
     match std::fs::read(&path) {
         Ok(bytes) => bytes,
         Err(e) => panic!(
@@ -156,5 +164,90 @@ fn calls(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, calls);
+/// Rounds of xorshift64 in one compute agent step.
+const COMPUTE_ROUNDS: u32 = 10_000;
+
+/// One compute agent step's loop, compiled natively.
+#[inline(never)]
+fn native_compute_step(mut x: u64) -> u64 {
+    for _ in 0..COMPUTE_ROUNDS {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    x
+}
+
+fn compute(c: &mut Criterion) {
+    let mut g = c.benchmark_group("compute");
+    g.bench_function("native_agent_step", |b| {
+        b.iter(|| black_box(native_compute_step(black_box(7))))
+    });
+    // Packs of 100 compute agents with empty inboxes, stepped by one call:
+    // per agent, the loop plus the sandbox's share of a pack call (and each
+    // agent's one send).
+    const PACK: u32 = 100;
+    let bytes = agent_module("compute.wasm");
+    for (name, metering) in [
+        ("sandbox_pack_agent_step", we_sandbox::Metering::Regions),
+        (
+            "sandbox_pack_agent_step_unmetered",
+            we_sandbox::Metering::Off,
+        ),
+    ] {
+        let mut sandbox = Sandbox::new(SandboxConfig {
+            metering,
+            ..SandboxConfig::default()
+        });
+        let m = sandbox.load_module("compute.wasm", &bytes).expect("loads");
+        let mut pack = sandbox
+            .instantiate_pack(m, PACK, 1)
+            .expect("instantiates a pack");
+        let mut outs = we_core::PackOutputs::default();
+        let members: Vec<we_core::PackMember<'static>> = (0..PACK)
+            .map(|slot| we_core::PackMember {
+                slot,
+                id: AgentId::new(slot),
+                group_index: slot,
+                inbox: &[],
+                inbox_len: 0,
+                refused: 0,
+            })
+            .collect();
+        let init_phase = we_core::PackPhase::Init {
+            config: &[],
+            agent_count: PACK,
+        };
+        pack.call(Tick(0), init_phase, &members, None, &mut outs)
+            .expect("pack init");
+        // The step is what the workload says: checked against the native loop
+        // (agent 0 holds 1, and sends its new state).
+        outs.effects.clear();
+        pack.call(Tick(1), we_core::PackPhase::Step, &members, None, &mut outs)
+            .expect("pack step");
+        let first = &outs.effects[outs.members[0].effects.clone()];
+        let sent: Vec<u8> = we_abi::Records::new(first)
+            .filter_map(|r| r.ok())
+            .filter(|(h, _)| {
+                we_abi::EffectHeader::decode(h).is_some_and(|h| h.op == we_abi::op::SEND)
+            })
+            .flat_map(|(_, payload)| payload.to_vec())
+            .collect();
+        assert_eq!(
+            sent,
+            native_compute_step(1).to_le_bytes(),
+            "the compute agent's first send is its state after one step"
+        );
+        g.throughput(criterion::Throughput::Elements(u64::from(PACK)));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                outs.effects.clear();
+                black_box(pack.call(Tick(5), we_core::PackPhase::Step, &members, None, &mut outs))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, calls, compute);
 criterion_main!(benches);
