@@ -813,6 +813,13 @@ impl<'a> CommitPart<'a> {
     /// [`Bus::commit_publish`] for the subscribers this part owns, in
     /// ascending order, the publisher excluded.
     ///
+    /// Returns the outcome and the subscribers this part owns, ascending
+    /// (the publisher among them if it is subscribed, which gets no copy).
+    /// Each refused one is pushed onto `refused`, in that order; every other
+    /// one but the publisher got a copy. So a caller that needs the
+    /// receivers walks them only when it wants to, and learns from
+    /// `outcome.refused == 0` that the copies reached the whole list.
+    ///
     /// Each copy is admitted by [`admission`]'s rules, written out for the
     /// one case a publish meets (a known receiver): over the size limit,
     /// closed or full is refused.
@@ -821,11 +828,11 @@ impl<'a> CommitPart<'a> {
         sender: u32,
         topic: u32,
         payload: &[u8],
-        mut on_delivered: impl FnMut(u32),
-    ) -> PublishOutcome {
+        refused: &mut Vec<u32>,
+    ) -> (PublishOutcome, &'a [u32]) {
         let topics: &'a BTreeMap<u32, Vec<u32>> = self.topics;
         let Some(subs) = topics.get(&topic) else {
-            return PublishOutcome::default();
+            return (PublishOutcome::default(), &[]);
         };
         let first = self.first;
         let end = first as usize + self.inboxes.len();
@@ -834,7 +841,7 @@ impl<'a> CommitPart<'a> {
         let to = subs.partition_point(|&r| (r as usize) < end);
         let owned = subs.get(from..to).unwrap_or(&[]);
         if owned.iter().all(|&r| r == sender) {
-            return PublishOutcome::default();
+            return (PublishOutcome::default(), owned);
         }
         let header = message_header(sender, msg_kind::TOPIC, topic, payload);
         let too_large = payload.len() > self.config.max_message_bytes as usize;
@@ -859,15 +866,15 @@ impl<'a> CommitPart<'a> {
             };
             if admitted {
                 out.delivered += 1;
-                on_delivered(receiver);
             } else {
                 out.refused += 1;
+                refused.push(receiver);
                 self.tally.refused_senders.push(sender);
             }
         }
         self.tally.delivered += u64::from(out.delivered);
         self.tally.refused += u64::from(out.refused);
-        out
+        (out, owned)
     }
 
     /// Writes the admitted copies, one inbox at a time, each in call order

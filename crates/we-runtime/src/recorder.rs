@@ -54,23 +54,35 @@ pub(crate) struct Bundle {
     pub(crate) effects_buf: Vec<u8>,
 }
 
-/// Large runs of message encodings that a split commit wrote into its two
-/// threads' buffers, spliced into the digest input where they belong instead
-/// of being copied there (a gossip tick at 10,000 agents has 100 MB of
-/// them). The buffers travel with the tick's bundle and come back with it.
+/// Large runs of message encodings that a split commit left with its two
+/// threads, spliced into the digest input where they belong instead of
+/// being copied there (a gossip tick at 10,000 agents has 100 MB of them):
+/// encodings the threads wrote, and publishes' copies they only noted (their
+/// sender, payload and receivers), whose encodings are written as they are
+/// hashed. The buffers travel with the tick's bundle and come back with it.
 #[derive(Debug, Default)]
 pub(crate) struct Pieces {
     /// The two threads' encoding buffers.
     pub(crate) parts: [Vec<u8>; 2],
-    /// In order: the offset in `digest_buf` a run goes before, its buffer,
-    /// and its range there.
+    /// The two threads' receivers of noted copies.
+    pub(crate) receivers: [Vec<u32>; 2],
+    /// In order: the offset in `digest_buf` a run goes before, its thread,
+    /// and what it is.
     pub(crate) splices: Vec<hash::Splice>,
 }
 
 impl Pieces {
     /// Bytes spliced in.
     pub(crate) fn len(&self) -> usize {
-        self.splices.iter().map(|s| s.end - s.start).sum()
+        self.splices.iter().map(hash::Splice::len).sum()
+    }
+
+    /// The buffers the splices point into.
+    pub(crate) fn buffers(&self) -> hash::Parts<'_> {
+        hash::Parts {
+            bytes: &self.parts,
+            receivers: &self.receivers,
+        }
     }
 }
 
@@ -101,8 +113,12 @@ impl Chain {
         if let Some(prefix) = b.digest_buf.get_mut(..DIGEST_PREFIX) {
             prefix.copy_from_slice(&self.digest);
         }
-        self.digest =
-            hash::hash_spliced(&b.digest_buf, &b.pieces.parts, &b.pieces.splices, parallel);
+        self.digest = hash::hash_spliced(
+            &b.digest_buf,
+            b.pieces.buffers(),
+            &b.pieces.splices,
+            parallel,
+        );
         b.record.effects_digest = *blake3::hash(&b.effects_buf).as_bytes();
         b.record.workload_digest = self.digest;
         if let Some(sink) = self.sink.as_mut() {

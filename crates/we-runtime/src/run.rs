@@ -1475,8 +1475,13 @@ impl Runtime {
                 if !splices.is_empty() {
                     // The runs spliced in stay in these buffers until the
                     // tick is recorded; the bundle's earlier ones come back.
-                    for (part, lent) in parts.iter_mut().zip(self.pieces.parts.iter_mut()) {
-                        part.swap_digest(lent);
+                    let lent = self
+                        .pieces
+                        .parts
+                        .iter_mut()
+                        .zip(self.pieces.receivers.iter_mut());
+                    for (part, (bytes, receivers)) in parts.iter_mut().zip(lent) {
+                        part.swap_buffers(bytes, receivers);
                     }
                 }
                 *fanned_spare = parts;

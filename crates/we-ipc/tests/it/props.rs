@@ -184,9 +184,18 @@ fn commit_split(bus: &mut Bus, t: &Tick) -> Outcome {
                 }
                 Op::Publish { topic, payload } => {
                     let mut got = Vec::new();
-                    let a = low.publish(sender, *topic, payload, |r| got.push(r));
-                    let b = high.publish(sender, *topic, payload, |r| got.push(r));
-                    assert_eq!((a.delivered + b.delivered) as usize, got.len());
+                    for part in [&mut low, &mut high] {
+                        let mut refused = Vec::new();
+                        let (out, owned) = part.publish(sender, *topic, payload, &mut refused);
+                        assert_eq!(out.refused as usize, refused.len());
+                        let reached: Vec<u32> = owned
+                            .iter()
+                            .copied()
+                            .filter(|r| *r != sender && !refused.contains(r))
+                            .collect();
+                        assert_eq!(out.delivered as usize, reached.len());
+                        got.extend(reached);
+                    }
                     results.push(Ok(got));
                 }
                 Op::Join { .. } | Op::Leave { .. } => {
