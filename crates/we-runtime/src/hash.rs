@@ -357,16 +357,28 @@ impl Gather {
             at = k * COPY + to;
         }
         let whole = hi / COPY;
-        for &receiver in receivers
+        let mut rest = receivers
             .get(at.div_ceil(COPY).min(whole)..whole)
-            .unwrap_or(&[])
-        {
-            if self.room(h, COPY) {
-                self.buf.extend_from_slice(&encode(receiver));
-            } else {
+            .unwrap_or(&[]);
+        while let Some((&first, _)) = rest.split_first() {
+            if !self.room(h, COPY) {
                 // Across the end of the buffer.
-                self.bytes(h, &encode(receiver));
+                self.bytes(h, &encode(first));
+                rest = rest.get(1..).unwrap_or(&[]);
+                continue;
             }
+            // As many whole encodings as fit, written in place.
+            let fit = ((GATHER - self.buf.len()) / COPY).min(rest.len());
+            let (now, later) = rest.split_at(fit);
+            let from = self.buf.len();
+            self.buf.resize(from + fit * COPY, 0);
+            let Some(out) = self.buf.get_mut(from..) else {
+                break;
+            };
+            for (slot, &receiver) in out.chunks_exact_mut(COPY).zip(now) {
+                slot.copy_from_slice(&encode(receiver));
+            }
+            rest = later;
         }
         at = at.max(whole * COPY);
         // A range that ends inside one.
