@@ -588,6 +588,89 @@ pub struct CommitPart<'a> {
     topics: &'a BTreeMap<u32, Vec<u32>>,
     tally: CommitTally,
     plan: Plan,
+    /// Per topic published to: its publishes admitted whole and not yet
+    /// added to `plan.counts` ([`Deferred`]).
+    deferred: BTreeMap<u32, Deferred<'a>>,
+    /// Per owned inbox: the topics it hears (built at the first publish).
+    hears: Vec<Hears>,
+}
+
+/// What each of the `len` inboxes from `first` on hears.
+fn hears(topics: &BTreeMap<u32, Vec<u32>>, first: u32, len: usize) -> Vec<Hears> {
+    let mut out = vec![Hears::Nothing; len];
+    let end = first as usize + len;
+    for (&topic, subs) in topics {
+        let from = subs.partition_point(|&r| r < first);
+        let to = subs.partition_point(|&r| (r as usize) < end);
+        for &r in subs.get(from..to).unwrap_or(&[]) {
+            if let Some(h) = out.get_mut((r - first) as usize) {
+                *h = match *h {
+                    Hears::Nothing => Hears::One(topic),
+                    _ => Hears::Several,
+                };
+            }
+        }
+    }
+    out
+}
+
+/// The topics an inbox hears.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hears {
+    Nothing,
+    One(u32),
+    Several,
+}
+
+/// A topic's publishes whose copies every owned subscriber admitted, counted
+/// once each instead of once per copy. Kept only for a topic each of whose
+/// owned subscribers hears it alone and is open, so that its counts move
+/// only with its own publishes and with direct copies, which bring them up
+/// to date first ([`CommitPart::admit`]). A publish is admitted whole while
+/// fewer of them are pending than the room the fullest owned inbox had when
+/// the counts were last brought up to date; past that the counts are
+/// brought up to date and the copies admitted one by one.
+#[derive(Debug)]
+struct Deferred<'a> {
+    owned: &'a [u32],
+    /// Every owned subscriber hears this topic alone and is open.
+    eligible: bool,
+    /// Publishes admitted whole, not yet in the counts.
+    pending: u32,
+    /// The owned inboxes (local) of their publishers, which got no copy of
+    /// their own: one entry per such publish.
+    own: Vec<u32>,
+    /// Copies the fullest owned inbox still had room for when the counts
+    /// were last brought up to date.
+    room: u32,
+}
+
+impl Deferred<'_> {
+    /// Adds the pending publishes to `counts` (owned inbox `local` at
+    /// `local`) and measures the room left.
+    fn settle(&mut self, counts: &mut [u32], first: u32, capacity: u32) {
+        let mut room = u32::MAX;
+        for &r in self.owned {
+            if let Some(c) = counts.get_mut((r - first) as usize) {
+                *c += self.pending;
+            }
+        }
+        for &local in &self.own {
+            if let Some(c) = counts.get_mut(local as usize) {
+                *c -= 1;
+            }
+        }
+        for &r in self.owned {
+            let c = counts
+                .get((r - first) as usize)
+                .copied()
+                .unwrap_or(capacity);
+            room = room.min(capacity.saturating_sub(c));
+        }
+        self.pending = 0;
+        self.own.clear();
+        self.room = room;
+    }
 }
 
 /// A [`CommitPart`]'s copies, decided call by call but written at
@@ -761,6 +844,19 @@ impl<'a> CommitPart<'a> {
         let local = (receiver as usize)
             .checked_sub(self.first as usize)
             .filter(|&l| l < self.inboxes.len());
+        if let Some(Hears::One(topic)) = local.and_then(|l| self.hears.get(l))
+            && let Some(d) = self.deferred.get_mut(topic)
+        {
+            if d.pending > 0 {
+                d.settle(
+                    &mut self.plan.counts,
+                    self.first,
+                    self.config.mailbox_capacity,
+                );
+            }
+            // A copy admitted here takes room the deferral counted on.
+            d.room = d.room.saturating_sub(1);
+        }
         let count = local.and_then(|l| self.plan.counts.get(l).copied());
         let outcome = admission(&self.config, self.closed, receiver, payload_len, count);
         if outcome.is_ok()
@@ -850,6 +946,40 @@ impl<'a> CommitPart<'a> {
         let closed = self.closed;
         let counts = &mut self.plan.counts;
         let mut out = PublishOutcome::default();
+        if !too_large {
+            if self.hears.is_empty() {
+                self.hears = hears(topics, first, self.inboxes.len());
+            }
+            let hears = &self.hears;
+            let d = self.deferred.entry(topic).or_insert_with(|| {
+                let eligible = owned.iter().all(|&r| {
+                    hears.get((r - first) as usize) == Some(&Hears::One(topic))
+                        && closed.get(r as usize) != Some(&true)
+                });
+                Deferred {
+                    owned,
+                    eligible,
+                    pending: 0,
+                    own: Vec::new(),
+                    room: 0,
+                }
+            });
+            if d.eligible {
+                if d.pending >= d.room {
+                    d.settle(counts, first, capacity);
+                }
+                if d.pending < d.room {
+                    d.pending += 1;
+                    let own = owned.binary_search(&sender).is_ok();
+                    if own {
+                        d.own.push(sender - first);
+                    }
+                    out.delivered = (owned.len() - usize::from(own)) as u32;
+                    self.tally.delivered += u64::from(out.delivered);
+                    return (out, owned);
+                }
+            }
+        }
         for &receiver in owned {
             if receiver == sender {
                 continue;
@@ -880,6 +1010,15 @@ impl<'a> CommitPart<'a> {
     /// Writes the admitted copies, one inbox at a time, each in call order
     /// (see [`Plan`]); then the tally is for [`Bus::absorb`].
     pub fn finish(mut self) -> CommitTally {
+        for d in self.deferred.values_mut() {
+            if d.pending > 0 {
+                d.settle(
+                    &mut self.plan.counts,
+                    self.first,
+                    self.config.mailbox_capacity,
+                );
+            }
+        }
         let plan = std::mem::take(&mut self.plan);
         // Each owned subscriber of a topic published to, with the topic.
         let mut reach: Vec<(u32, u32)> = Vec::new();
@@ -1008,6 +1147,8 @@ impl Bus {
             closed: &self.closed,
             topics: &self.topics,
             tally: CommitTally::default(),
+            deferred: BTreeMap::new(),
+            hears: Vec::new(),
         };
         [
             part(0, false, low, low_counts),
