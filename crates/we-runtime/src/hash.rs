@@ -283,7 +283,9 @@ impl<'s> Reader<'s> {
 /// each `update` after the first takes its many-chunk SIMD path.
 #[derive(Default)]
 struct Gather {
-    buf: Vec<u8>,
+    buf: Box<[u8]>,
+    /// Bytes of `buf` gathered.
+    len: usize,
 }
 
 impl Gather {
@@ -291,28 +293,35 @@ impl Gather {
     /// gathered is hashed when the buffer is full.
     #[inline]
     fn room(&mut self, h: &mut blake3::Hasher, n: usize) -> bool {
-        if self.buf.capacity() == 0 {
-            self.buf.reserve_exact(GATHER);
+        if self.buf.is_empty() {
+            self.buf = vec![0; GATHER].into_boxed_slice();
         }
-        if self.buf.len() == GATHER {
-            h.update(&self.buf);
-            self.buf.clear();
+        if self.len == GATHER {
+            self.flush(h);
         }
-        self.buf.len() + n <= GATHER
+        self.len + n <= GATHER
+    }
+
+    /// Appends `piece`, which fits ([`Gather::room`]).
+    #[inline]
+    fn put(&mut self, piece: &[u8]) {
+        if let Some(to) = self.buf.get_mut(self.len..self.len + piece.len()) {
+            to.copy_from_slice(piece);
+            self.len += piece.len();
+        }
     }
 
     fn bytes(&mut self, h: &mut blake3::Hasher, mut piece: &[u8]) {
         if piece.len() >= GATHER {
             // Whole chunks go to blake3 straight from the piece, once the
             // buffer ends on a chunk boundary.
-            let top_up =
-                (blake3::CHUNK_LEN - self.buf.len() % blake3::CHUNK_LEN) % blake3::CHUNK_LEN;
+            let top_up = (blake3::CHUNK_LEN - self.len % blake3::CHUNK_LEN) % blake3::CHUNK_LEN;
             let (head, rest) = piece.split_at(top_up);
-            self.buf.extend_from_slice(head);
-            if !self.buf.is_empty() {
-                h.update(&self.buf);
-                self.buf.clear();
+            if !head.is_empty() {
+                self.room(h, head.len());
+                self.put(head);
             }
+            self.flush(h);
             let whole = rest.len() - rest.len() % blake3::CHUNK_LEN;
             let (direct, tail) = rest.split_at(whole);
             h.update(direct);
@@ -320,9 +329,9 @@ impl Gather {
         }
         while !piece.is_empty() {
             self.room(h, 0);
-            let take = (GATHER - self.buf.len()).min(piece.len());
+            let take = (GATHER - self.len).min(piece.len());
             let (now, rest) = piece.split_at(take);
-            self.buf.extend_from_slice(now);
+            self.put(now);
             piece = rest;
         }
     }
@@ -368,16 +377,15 @@ impl Gather {
                 continue;
             }
             // As many whole encodings as fit, written in place.
-            let fit = ((GATHER - self.buf.len()) / COPY).min(rest.len());
+            let fit = ((GATHER - self.len) / COPY).min(rest.len());
             let (now, later) = rest.split_at(fit);
-            let from = self.buf.len();
-            self.buf.resize(from + fit * COPY, 0);
-            let Some(out) = self.buf.get_mut(from..) else {
+            let Some(out) = self.buf.get_mut(self.len..self.len + fit * COPY) else {
                 break;
             };
             for (slot, &receiver) in out.chunks_exact_mut(COPY).zip(now) {
                 slot.copy_from_slice(&encode(receiver));
             }
+            self.len += fit * COPY;
             rest = later;
         }
         at = at.max(whole * COPY);
@@ -389,11 +397,11 @@ impl Gather {
         }
     }
 
-    /// Hashes what was gathered (at the end of a range).
+    /// Hashes what was gathered (when full, and at the end of a range).
     fn flush(&mut self, h: &mut blake3::Hasher) {
-        if !self.buf.is_empty() {
-            h.update(&self.buf);
-            self.buf.clear();
+        if self.len > 0 {
+            h.update(self.buf.get(..self.len).unwrap_or(&[]));
+            self.len = 0;
         }
     }
 }
