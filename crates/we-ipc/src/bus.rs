@@ -646,8 +646,8 @@ struct Deferred<'a> {
 }
 
 impl Deferred<'_> {
-    /// Adds the pending publishes to `counts` (owned inbox `local` at
-    /// `local`) and measures the room left.
+    /// Adds the pending publishes to `counts` (by owned inbox, the part's
+    /// first receiver at 0) and measures the room left.
     fn settle(&mut self, counts: &mut [u32], first: u32, capacity: u32) {
         let mut room = u32::MAX;
         for &r in self.owned {
