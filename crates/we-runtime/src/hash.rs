@@ -1,16 +1,18 @@
 //! blake3 of a large buffer on two threads.
 //!
-//! A blake3 hash is a binary tree over 1 KiB chunks: the root joins the
+//! A blake3 hash is a binary tree over 1 KiB chunks: each node joins the
 //! chaining value of a left subtree (the largest power-of-two number of
-//! chunks shorter than the input) and of the rest. Both are computed
-//! independently ([`blake3::hazmat`]) and joined, which gives exactly
-//! `blake3::hash` of the whole input (the tests check it at many lengths).
-//! The tick's workload digest hashes one such input: a megabyte a tick for
-//! gossip at 1,000 agents, 100 MB at 10,000. A split commit leaves the long
-//! runs of it in its two threads' buffers; [`hash_spliced`] hashes the input
-//! they make with the main buffer without copying them together (a copy of
-//! 100 MB a tick, on the orchestrator's thread, made gossip at 10,000 agents
-//! 15 % slower).
+//! chunks shorter than the node's input) and of the rest. The input is cut
+//! into subtrees of at most 1/32 of it, each thread computes the chaining
+//! values of a run of them holding half of the input
+//! ([`blake3::hazmat`]), and they are joined as the tree joins them, which
+//! gives exactly `blake3::hash` of the whole input (the tests check it at
+//! many lengths). The tick's workload digest hashes one such input: a
+//! megabyte a tick for gossip at 1,000 agents, 100 MB at 10,000. A split
+//! commit leaves the long runs of it with its two threads, as bytes or as
+//! noted copies; [`hash_spliced`] hashes the input they make with the main
+//! buffer without building it (a copy of 100 MB a tick, on the
+//! orchestrator's thread, made gossip at 10,000 agents 15 % slower).
 
 use blake3::hazmat::{
     ChainingValue, HasherExt, Mode, left_subtree_len, merge_subtrees_non_root, merge_subtrees_root,
