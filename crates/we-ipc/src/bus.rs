@@ -595,14 +595,21 @@ pub struct CommitPart<'a> {
     hears: Vec<Hears>,
 }
 
+/// The subscribers among `subs` (sorted) of the `len` inboxes from `first`
+/// on.
+#[inline]
+fn owned_of(subs: &[u32], first: u32, len: usize) -> &[u32] {
+    let end = first as usize + len;
+    let from = subs.partition_point(|&r| r < first);
+    let to = subs.partition_point(|&r| (r as usize) < end);
+    subs.get(from..to).unwrap_or(&[])
+}
+
 /// What each of the `len` inboxes from `first` on hears.
 fn hears(topics: &BTreeMap<u32, Vec<u32>>, first: u32, len: usize) -> Vec<Hears> {
     let mut out = vec![Hears::Nothing; len];
-    let end = first as usize + len;
     for (&topic, subs) in topics {
-        let from = subs.partition_point(|&r| r < first);
-        let to = subs.partition_point(|&r| (r as usize) < end);
-        for &r in subs.get(from..to).unwrap_or(&[]) {
+        for &r in owned_of(subs, first, len) {
             if let Some(h) = out.get_mut((r - first) as usize) {
                 *h = match *h {
                     Hears::Nothing => Hears::One(topic),
@@ -931,11 +938,8 @@ impl<'a> CommitPart<'a> {
             return (PublishOutcome::default(), &[]);
         };
         let first = self.first;
-        let end = first as usize + self.inboxes.len();
         // Subscribers are sorted and are all known agents.
-        let from = subs.partition_point(|&r| r < first);
-        let to = subs.partition_point(|&r| (r as usize) < end);
-        let owned = subs.get(from..to).unwrap_or(&[]);
+        let owned = owned_of(subs, first, self.inboxes.len());
         if owned.iter().all(|&r| r == sender) {
             return (PublishOutcome::default(), owned);
         }
@@ -1022,14 +1026,11 @@ impl<'a> CommitPart<'a> {
         let plan = std::mem::take(&mut self.plan);
         // Each owned subscriber of a topic published to, with the topic.
         let mut reach: Vec<(u32, u32)> = Vec::new();
-        let end = self.first as usize + self.inboxes.len();
         for &topic in plan.by_topic.keys() {
             let Some(subs) = self.topics.get(&topic) else {
                 continue;
             };
-            let from = subs.partition_point(|&r| r < self.first);
-            let to = subs.partition_point(|&r| (r as usize) < end);
-            for &r in subs.get(from..to).unwrap_or(&[]) {
+            for &r in owned_of(subs, self.first, self.inboxes.len()) {
                 reach.push((r - self.first, topic));
             }
         }
