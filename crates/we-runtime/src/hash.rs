@@ -412,6 +412,24 @@ impl Gather {
 mod tests {
     use super::*;
 
+    /// `hash_spliced`, serial and parallel, is blake3 of `expected`.
+    fn assert_hashes_as(
+        main: &[u8],
+        parts: Parts<'_>,
+        splices: &[Splice],
+        expected: &[u8],
+        case: &str,
+    ) {
+        let want = *blake3::hash(expected).as_bytes();
+        for parallel in [false, true] {
+            assert_eq!(
+                hash_spliced(main, parts, splices, parallel),
+                want,
+                "{case}, parallel {parallel}"
+            );
+        }
+    }
+
     #[test]
     fn equals_blake3_at_every_kind_of_length() {
         let data: Vec<u8> = (0..(3 << 20) + 77).map(|i| (i * 31 % 251) as u8).collect();
@@ -431,17 +449,13 @@ mod tests {
             data.len(),
         ] {
             let bytes = &data[..len];
-            let expected = *blake3::hash(bytes).as_bytes();
-            for parallel in [true, false] {
-                let none: [Vec<u8>; 2] = Default::default();
-                let no_receivers: [Vec<u32>; 2] = Default::default();
-                let parts = Parts {
-                    bytes: &none,
-                    receivers: &no_receivers,
-                };
-                let got = hash_spliced(bytes, parts, &[], parallel);
-                assert_eq!(got, expected, "length {len}, parallel {parallel}");
-            }
+            let none: [Vec<u8>; 2] = Default::default();
+            let no_receivers: [Vec<u32>; 2] = Default::default();
+            let parts = Parts {
+                bytes: &none,
+                receivers: &no_receivers,
+            };
+            assert_hashes_as(bytes, parts, &[], bytes, &format!("length {len}"));
         }
     }
 
@@ -477,19 +491,13 @@ mod tests {
                 from = at;
             }
             expected.extend_from_slice(&main[from..]);
-            let want = *blake3::hash(&expected).as_bytes();
             let no_receivers: [Vec<u32>; 2] = Default::default();
             let spliced = Parts {
                 bytes: &parts,
                 receivers: &no_receivers,
             };
-            for parallel in [false, true] {
-                assert_eq!(
-                    hash_spliced(main, spliced, &splices, parallel),
-                    want,
-                    "main {main_len}, {runs} runs, parallel {parallel}"
-                );
-            }
+            let case = format!("main {main_len}, {runs} runs");
+            assert_hashes_as(main, spliced, &splices, &expected, &case);
         }
     }
 
@@ -549,18 +557,12 @@ mod tests {
             expected.extend_from_slice(&main[from..]);
             let total = main_len + splices.iter().map(Splice::len).sum::<usize>();
             assert_eq!(total, expected.len());
-            let want = *blake3::hash(&expected).as_bytes();
             let parts = Parts {
                 bytes: &bytes,
                 receivers: &receivers,
             };
-            for parallel in [false, true] {
-                assert_eq!(
-                    hash_spliced(main, parts, &splices, parallel),
-                    want,
-                    "main {main_len}, {runs} runs, {total} bytes, parallel {parallel}"
-                );
-            }
+            let case = format!("main {main_len}, {runs} runs, {total} bytes");
+            assert_hashes_as(main, parts, &splices, &expected, &case);
         }
     }
 }
