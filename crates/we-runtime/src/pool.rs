@@ -602,14 +602,14 @@ const POLL_BEFORE_BLOCKING: std::time::Duration = std::time::Duration::from_micr
 /// inference backend's second half) instead of polling it away. How a thread
 /// waits never changes what a tick computes.
 #[derive(Debug, Default)]
-struct Waiter {
+pub(crate) struct Waiter {
     /// The last wait outlasted [`POLL_BEFORE_BLOCKING`].
     long: bool,
 }
 
 impl Waiter {
     /// Receives from `rx`: see [`Waiter`].
-    fn recv<T>(
+    pub(crate) fn recv<T>(
         &mut self,
         rx: &Receiver<T>,
     ) -> std::result::Result<T, crossbeam_channel::RecvError> {

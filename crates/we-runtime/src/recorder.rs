@@ -27,6 +27,7 @@
 //! [`Runtime::step`]: crate::Runtime::step
 
 use crate::hash;
+use crate::pool::Waiter;
 use crate::{Error, Result};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use std::thread::JoinHandle;
@@ -174,12 +175,16 @@ pub(crate) struct Recorder {
     back: Receiver<Returned>,
     thread: Option<JoinHandle<Chain>>,
     in_flight: usize,
+    /// How the orchestrator waits for a bundle back.
+    waiter: Waiter,
 }
 
 impl Recorder {
     /// Starts a thread that records with `chain`, hashing a large digest
     /// input on two threads when `parallel`; the chain back if no thread can
-    /// be had.
+    /// be had. Both sides wait for bundles as the pool's workers wait for
+    /// jobs ([`Waiter`]): polling while the ticks are short, so that a hand-off
+    /// needs no wake-up through the kernel, blocking once they are long.
     pub(crate) fn spawn(
         chain: Chain,
         parallel: bool,
@@ -196,7 +201,8 @@ impl Recorder {
                     return Chain::default();
                 };
                 let mut failed = false;
-                while let Ok(mut bundle) = from_main.recv() {
+                let mut waiter = Waiter::default();
+                while let Ok(mut bundle) = waiter.recv(&from_main) {
                     let outcome = if failed {
                         Outcome::Skipped
                     } else {
@@ -229,6 +235,7 @@ impl Recorder {
             back,
             thread: Some(thread),
             in_flight: 0,
+            waiter: Waiter::default(),
         })
     }
 
@@ -268,8 +275,8 @@ impl Recorder {
 
     fn wait(&mut self) -> Result<Returned> {
         let r = self
-            .back
-            .recv()
+            .waiter
+            .recv(&self.back)
             .map_err(|_| Error::Internal("the recording thread stopped"))?;
         self.in_flight -= 1;
         Ok(r)
