@@ -1154,6 +1154,7 @@ fn render_baselines(s: &mut String, c: &CritResults, w: &[Measured]) {
         "",
     );
     s.push('\n');
+    let two_thread_tick = c.ns("compute/native_two_thread_tick");
     if let Some(native) = native.filter(|ns| *ns > 0.0) {
         // Two threads each stepping agents back to back, nothing else: no
         // runtime on two cores can step compute agents faster.
@@ -1163,19 +1164,37 @@ fn render_baselines(s: &mut String, c: &CritResults, w: &[Measured]) {
             .find(|row| row.0 == "compute")
             .map_or(0.0, |row| row.3);
         let ours = best_labelled(w, "compute", 1_000, packed).map(|m| m.rate);
+        let share = |rate: f64| format!("{} is {:.1} %", rate_text(rate), 100.0 * rate / ceiling);
         let _ = writeln!(
             s,
             "compute's ceiling on this machine: two cores each running the native step back \
-             to back make {} agent-steps/s. The seed's {} is {:.1} % of it{}.\n",
+             to back make {} agent-steps/s. The seed's {}{}.",
             rate_text(ceiling),
-            rate_text(seed),
-            100.0 * seed / ceiling,
+            share(seed),
             ours.map_or(String::new(), |r| format!(
-                "; ours (compute N = 1,000, packed, best W) {} is {:.1} %",
-                rate_text(r),
-                100.0 * r / ceiling
+                "; ours (compute N = 1,000, packed, best W) {}",
+                share(r)
             )),
         );
+        if let Some(tick) = two_thread_tick.filter(|ns| *ns > 0.0) {
+            // The same, with the two threads meeting after every tick.
+            let lockstep = 1_000.0 * 1e9 / tick;
+            let _ = writeln!(
+                s,
+                "In lockstep (each of two threads runs 500 native steps, then they meet at a \
+                 barrier, as a tick loop's workers do: {} a tick of 1,000), they make {} \
+                 agent-steps/s, {:.1} % of the ceiling; the seed's figure is {:.1} % of that{}.",
+                ns_text(tick),
+                rate_text(lockstep),
+                100.0 * lockstep / ceiling,
+                100.0 * seed / lockstep,
+                ours.map_or(String::new(), |r| format!(
+                    ", ours {:.1} %",
+                    100.0 * r / lockstep
+                )),
+            );
+        }
+        s.push('\n');
     }
     for note in &c.notes {
         let _ = writeln!(s, "- we-infer bench: {note}");

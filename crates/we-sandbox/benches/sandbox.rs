@@ -5,6 +5,8 @@
 //! workload's agent step (`shared/workloads.md`: 10,000 rounds of
 //! xorshift64) through a pack, metered and unmetered, beside the same loop
 //! compiled natively: the native loop is the ceiling that no runtime passes.
+//! And the whole compute tick at N = 1,000 run natively on two threads in
+//! lockstep: what two cores can do with no runtime at all.
 //!
 //! Needs the built agents (`cargo xtask build-agents`).
 
@@ -246,6 +248,34 @@ fn compute(c: &mut Criterion) {
             })
         });
     }
+    // The workload's tick with no runtime: 1,000 agents' native steps on two
+    // threads, 500 each, the threads meeting at a barrier after every tick as
+    // a tick loop's workers do. What two cores of this machine can do. Ten
+    // milliseconds an iteration: ten samples.
+    g.sample_size(10);
+    g.throughput(criterion::Throughput::Elements(1_000));
+    g.bench_function("native_two_thread_tick", |b| {
+        b.iter_custom(|iters| {
+            let barrier = std::sync::Barrier::new(2);
+            let began = std::time::Instant::now();
+            std::thread::scope(|scope| {
+                for half in 0..2u64 {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        let mut states: Vec<u64> = (0..500).map(|i| 2 * i + half + 1).collect();
+                        for _ in 0..iters {
+                            for state in &mut states {
+                                *state = native_compute_step(black_box(*state));
+                            }
+                            barrier.wait();
+                        }
+                        black_box(states)
+                    });
+                }
+            });
+            began.elapsed()
+        })
+    });
     g.finish();
 }
 
