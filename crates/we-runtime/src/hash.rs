@@ -430,6 +430,28 @@ mod tests {
         }
     }
 
+    /// Splices `runs` runs into `main`, the k-th (from `run(k, expected)`,
+    /// which appends the run's bytes to `expected`) before offset
+    /// `main.len() * k / runs`; the splices and the whole input written out.
+    fn splice_runs(
+        main: &[u8],
+        runs: usize,
+        mut run: impl FnMut(usize, &mut Vec<u8>) -> (usize, Run),
+    ) -> (Vec<Splice>, Vec<u8>) {
+        let mut splices = Vec::new();
+        let mut expected = Vec::new();
+        let mut from = 0;
+        for k in 0..runs {
+            let at = (main.len() * k / runs).max(from);
+            expected.extend_from_slice(&main[from..at]);
+            let (part, run) = run(k, &mut expected);
+            splices.push(Splice { at, part, run });
+            from = at;
+        }
+        expected.extend_from_slice(&main[from..]);
+        (splices, expected)
+    }
+
     #[test]
     fn equals_blake3_at_every_kind_of_length() {
         let data: Vec<u8> = (0..(3 << 20) + 77).map(|i| (i * 31 % 251) as u8).collect();
@@ -472,25 +494,14 @@ mod tests {
             ((1 << 20) + 5, 3),
         ] {
             let main = &data[..main_len];
-            let mut splices = Vec::new();
-            let mut expected = Vec::new();
-            let mut from = 0;
-            for k in 0..runs {
-                let at = (main_len * k / runs).max(from);
+            let (splices, expected) = splice_runs(main, runs, |k, expected| {
                 let part = k % 2;
                 let start = (k * 7919) % 4000;
                 // Runs from short to past GATHER.
                 let end = (start + 1 + (k * 1237) % (3 * GATHER)).min(parts[part].len());
-                expected.extend_from_slice(&main[from..at]);
                 expected.extend_from_slice(&parts[part][start..end]);
-                splices.push(Splice {
-                    at,
-                    part,
-                    run: Run::Bytes { start, end },
-                });
-                from = at;
-            }
-            expected.extend_from_slice(&main[from..]);
+                (part, Run::Bytes { start, end })
+            });
             let no_receivers: [Vec<u32>; 2] = Default::default();
             let spliced = Parts {
                 bytes: &parts,
@@ -522,12 +533,7 @@ mod tests {
         // encodings.
         for (main_len, runs) in [(9usize, 1usize), (333, 5), (5000, 24), (PARALLEL_MIN, 40)] {
             let main = &data[..main_len];
-            let mut splices = Vec::new();
-            let mut expected = Vec::new();
-            let mut from = 0;
-            for k in 0..runs {
-                let at = (main_len * k / runs).max(from);
-                expected.extend_from_slice(&main[from..at]);
+            let (splices, expected) = splice_runs(main, runs, |k, expected| {
                 let part = k % 2;
                 let run = if k % 3 == 2 {
                     let start = (k * 7919) % 4000;
@@ -549,12 +555,9 @@ mod tests {
                         end,
                     }
                 };
-                let splice = Splice { at, part, run };
-                assert!(splice.len() > 0);
-                splices.push(splice);
-                from = at;
-            }
-            expected.extend_from_slice(&main[from..]);
+                (part, run)
+            });
+            assert!(splices.iter().all(|splice| splice.len() > 0));
             let total = main_len + splices.iter().map(Splice::len).sum::<usize>();
             assert_eq!(total, expected.len());
             let parts = Parts {
