@@ -46,6 +46,18 @@ pub fn orchestrator_cpu_shared() -> bool {
     std::env::var("WE_ORCHESTRATOR_CPU").as_deref() == Ok("shared")
 }
 
+/// Where `Runtime::run` records ticks (`RunOptions::record_on_worker`):
+/// `WE_RECORDER=worker` on the last pool worker's thread, `WE_RECORDER=thread`
+/// on a thread of its own, for measurements; unset (or anything else), the
+/// runtime chooses by the CPUs it has.
+pub fn record_on_worker() -> Option<bool> {
+    match std::env::var("WE_RECORDER").as_deref() {
+        Ok("worker") => Some(true),
+        Ok("thread") => Some(false),
+        _ => None,
+    }
+}
+
 /// The ONNX Runtime backend a scenario's `[inference]` section asks for.
 pub fn inference_backend(scenario: &Scenario) -> Result<Option<OrtBackend>> {
     let Some(section) = &scenario.inference else {

@@ -212,6 +212,7 @@ fn real_main() -> Result<()> {
                 log_tail_lines: 256,
                 allow_unsigned,
                 share_orchestrator_cpu: we_cli::orchestrator_cpu_shared(),
+                record_on_worker: we_cli::record_on_worker(),
                 ..RunOptions::default()
             };
             cmd_run(scenario, options, trace, fsync, quiet, json, observe)
@@ -708,6 +709,7 @@ fn cmd_bench(
     let options = RunOptions {
         workers: Some(workers),
         share_orchestrator_cpu: we_cli::orchestrator_cpu_shared(),
+        record_on_worker: we_cli::record_on_worker(),
         ..RunOptions::default()
     };
     let mut config = we_cli::sandbox_config(&scenario);

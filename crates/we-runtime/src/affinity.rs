@@ -30,6 +30,14 @@ pub(crate) fn support_cpus(width: usize) -> Option<Cpus> {
     Some(allowed[1..].into())
 }
 
+/// How many CPUs the process may run on (at least 1).
+pub(crate) fn cpu_count() -> usize {
+    match allowed().len() {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
 /// Restricts the calling thread to `cpus` (`None`: leaves it as it is).
 /// Best effort: a refusal (a container that forbids it) leaves the thread
 /// where it was.

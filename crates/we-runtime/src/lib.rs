@@ -24,6 +24,7 @@ mod regions;
 mod run;
 pub mod scenario;
 pub mod supervise;
+mod wait;
 
 pub use error::{Error, Result};
 pub use run::{

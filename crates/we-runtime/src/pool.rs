@@ -12,10 +12,13 @@
 //!
 //! Partition 0 runs on the calling thread, which would otherwise only wait
 //! during a phase; partitions 1 to W-1 get a thread each. With one worker there
-//! are no threads and no channels.
+//! are no threads and no channels. The last worker's thread may also host the
+//! recording loop between its phases (see recorder.rs).
 
+use crate::recorder::{Bundle, Duty};
 use crate::regions::Regions;
 use crate::run::agent_digest;
+use crate::wait::{Either, Waiter};
 use crate::{Error, Result};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use std::sync::Arc;
@@ -588,68 +591,64 @@ impl Partition {
     }
 }
 
-/// How long a thread polls a channel before it blocks on it. A tick's
-/// serial part (commit, digest, trace) is tens to hundreds of microseconds,
-/// and a blocked thread takes about as long again to be woken; polling
-/// through it keeps the hand-off between phases at a few microseconds. The
-/// poll yields, so a thread that has work on this core gets it.
-const POLL_BEFORE_BLOCKING: std::time::Duration = std::time::Duration::from_micros(500);
-
-/// How one channel's receiver waits: it polls while the waits are short, and
-/// blocks at once after a wait longer than the poll would have lasted (a
-/// serial phase of milliseconds, as a tick of 10,000 inference requests has),
-/// leaving the core to the threads that have work (the recorder, the
-/// inference backend's second half) instead of polling it away. How a thread
-/// waits never changes what a tick computes.
-#[derive(Debug, Default)]
-pub(crate) struct Waiter {
-    /// The last wait outlasted [`POLL_BEFORE_BLOCKING`].
-    long: bool,
-}
-
-impl Waiter {
-    /// Receives from `rx`: see [`Waiter`].
-    pub(crate) fn recv<T>(
-        &mut self,
-        rx: &Receiver<T>,
-    ) -> std::result::Result<T, crossbeam_channel::RecvError> {
-        let began = std::time::Instant::now();
-        let got = if self.long { rx.recv() } else { recv_soon(rx) };
-        self.long = began.elapsed() > POLL_BEFORE_BLOCKING;
-        got
-    }
-}
-
-/// Receives from `rx`, polling for [`POLL_BEFORE_BLOCKING`] before blocking.
-fn recv_soon<T>(rx: &Receiver<T>) -> std::result::Result<T, crossbeam_channel::RecvError> {
-    let began = std::time::Instant::now();
-    let mut polls = 0u32;
-    loop {
-        match rx.try_recv() {
-            Ok(v) => return Ok(v),
-            Err(crossbeam_channel::TryRecvError::Disconnected) => {
-                return Err(crossbeam_channel::RecvError);
-            }
-            Err(crossbeam_channel::TryRecvError::Empty) => {}
-        }
-        polls = polls.wrapping_add(1);
-        if polls.is_multiple_of(64) {
-            if began.elapsed() >= POLL_BEFORE_BLOCKING {
-                return rx.recv();
-            }
-            std::thread::yield_now();
-        } else {
-            std::hint::spin_loop();
-        }
-    }
-}
-
 enum Job {
     Run {
         phase: Phase,
         shared: Arc<Shared>,
         batch: Batch,
     },
+    /// Record ticks between phases until the duty's channel closes.
+    Host(Box<Duty>),
+}
+
+/// A worker thread's loop: runs its partition for each job and, while it
+/// hosts the recording loop, records the bundles sent to it between jobs.
+/// A bundle waiting is taken before a job: it was sent first (the
+/// orchestrator hands a tick over after a phase, and sends no bundle while a
+/// job is out), and recording it while the orchestrator commits is what
+/// keeps it off the tick's path.
+fn serve(part: &mut Partition, jobs: &Receiver<Job>, done: &Sender<Result<Batch>>) {
+    let mut waiter = Waiter::default();
+    let mut duty: Option<Box<Duty>> = None;
+    let none = crossbeam_channel::never::<Bundle>();
+    loop {
+        let bundles = duty.as_ref().map_or(&none, |d| d.bundles());
+        match waiter.recv_either(bundles, jobs) {
+            Either::First(Ok(bundle)) => {
+                if let Some(d) = duty.as_mut()
+                    && !d.record(bundle)
+                {
+                    // Nobody takes bundles back any more.
+                    duty = None;
+                }
+            }
+            Either::First(Err(_)) => {
+                // The orchestrator has handed over its last tick.
+                if let Some(d) = duty.take() {
+                    d.finish();
+                }
+            }
+            Either::Second(Ok(Job::Run {
+                phase,
+                shared,
+                mut batch,
+            })) => {
+                part.run(phase, &shared, &mut batch);
+                // Drop the shared state before replying, so the
+                // orchestrator owns it alone again once all replies are in.
+                drop(shared);
+                if done.send(Ok(batch)).is_err() {
+                    break;
+                }
+            }
+            Either::Second(Ok(Job::Host(d))) => duty = Some(d),
+            Either::Second(Err(_)) => break,
+        }
+    }
+    // The pool closed with the loop still here: the chain goes back.
+    if let Some(d) = duty {
+        d.finish();
+    }
 }
 
 struct Worker {
@@ -724,21 +723,7 @@ impl Pool {
                             return;
                         }
                     };
-                    let mut waiter = Waiter::default();
-                    while let Ok(Job::Run {
-                        phase,
-                        shared,
-                        mut batch,
-                    }) = waiter.recv(&job_rx)
-                    {
-                        part.run(phase, &shared, &mut batch);
-                        // Drop the shared state before replying, so the
-                        // orchestrator owns it alone again once all replies are in.
-                        drop(shared);
-                        if done_tx.send(Ok(batch)).is_err() {
-                            return;
-                        }
-                    }
+                    serve(&mut part, &job_rx, &done_tx);
                 })
                 .map_err(|e| Error::Worker {
                     worker: k,
@@ -767,6 +752,21 @@ impl Pool {
             width,
             locations,
         })
+    }
+
+    /// Gives the recording loop to the last worker, which records the
+    /// bundles sent to it between its phases (see recorder.rs); the duty
+    /// back if the pool has no worker thread.
+    pub(crate) fn host(&self, duty: Box<Duty>) -> std::result::Result<(), Box<Duty>> {
+        let Some(worker) = self.workers.last() else {
+            return Err(duty);
+        };
+        if let Err(refused) = worker.jobs.send(Job::Host(duty))
+            && let Job::Host(duty) = refused.into_inner()
+        {
+            return Err(duty);
+        }
+        Ok(())
     }
 
     /// Runs one phase on every worker and waits for all of them.
@@ -863,53 +863,5 @@ impl Drop for Pool {
                 let _ = handle.join();
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{POLL_BEFORE_BLOCKING, Waiter};
-    use crossbeam_channel::bounded;
-    use std::time::Duration;
-
-    #[test]
-    fn a_waiter_blocks_at_once_after_a_long_wait_and_polls_again_after_a_short_one() {
-        let (tx, rx) = bounded::<u32>(1);
-        let mut waiter = Waiter::default();
-        // A value already there: a short wait.
-        tx.send(1).unwrap();
-        assert_eq!(waiter.recv(&rx).unwrap(), 1);
-        assert!(!waiter.long);
-        // A value sent well after the poll would have ended.
-        let late = std::thread::spawn({
-            let tx = tx.clone();
-            move || {
-                std::thread::sleep(POLL_BEFORE_BLOCKING * 4);
-                tx.send(2).unwrap();
-            }
-        });
-        assert_eq!(waiter.recv(&rx).unwrap(), 2);
-        assert!(
-            waiter.long,
-            "a wait of {:?} counts as long",
-            POLL_BEFORE_BLOCKING * 4
-        );
-        late.join().unwrap();
-        // Blocking, it still receives; a quick value makes it poll again.
-        let soon = std::thread::spawn({
-            let tx = tx.clone();
-            move || {
-                std::thread::sleep(Duration::from_micros(10));
-                tx.send(3).unwrap();
-            }
-        });
-        assert_eq!(waiter.recv(&rx).unwrap(), 3);
-        soon.join().unwrap();
-        tx.send(4).unwrap();
-        assert_eq!(waiter.recv(&rx).unwrap(), 4);
-        assert!(!waiter.long);
-        // A closed channel ends the wait either way.
-        drop(tx);
-        assert!(waiter.recv(&rx).is_err());
     }
 }

@@ -3,9 +3,13 @@
 //!
 //! None of the three feeds the next tick: the commit decides every delivery,
 //! and the digests and the trace only describe it. So [`Runtime::run`]
-//! records on a thread of its own, one tick behind the tick loop: tick t is
-//! handed over once tick t+1's agents have run, and is recorded while the
-//! orchestrator commits t+1, when the workers' cores would otherwise wait.
+//! records in a loop of its own ([`Duty`]), one tick behind the tick loop:
+//! tick t is handed over once tick t+1's agents have run, and is recorded
+//! while the orchestrator commits t+1, when the workers' cores would
+//! otherwise wait. The loop has a thread of its own, or, when every CPU
+//! already runs a partition, runs on the last pool worker's thread between
+//! its phases, so that no two polling threads share a core
+//! (`RunOptions::record_on_worker`).
 //! At most one tick is being recorded while another waits to be, so the trace
 //! is never more than two ticks behind, and a run that stops (finished, given
 //! up, or failed) records every tick it committed before it returns.
@@ -19,7 +23,7 @@
 //! pipelined).
 //!
 //! The bytes, the chain and the trace file are the same whichever thread
-//! records: both paths run [`Chain::record`]. [`Runtime::step`] called on its
+//! records: every path runs [`Chain::record`]. [`Runtime::step`] called on its
 //! own (replay, the UI) records on the orchestrator's thread, so that a
 //! verifying sink can stop at the diverging tick and name the agent's effects.
 //!
@@ -27,7 +31,8 @@
 //! [`Runtime::step`]: crate::Runtime::step
 
 use crate::hash;
-use crate::pool::Waiter;
+use crate::pool::Pool;
+use crate::wait::Waiter;
 use crate::{Error, Result};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use std::thread::JoinHandle;
@@ -150,7 +155,7 @@ pub(crate) fn sink_error(
     }
 }
 
-/// What the recording thread says of one bundle.
+/// What the recording loop says of one bundle.
 #[derive(Debug)]
 pub(crate) enum Outcome {
     /// Recorded: the workload digest and chain head after it.
@@ -161,82 +166,148 @@ pub(crate) enum Outcome {
     Skipped,
 }
 
-/// A bundle back from the recording thread, its buffers free for reuse.
+/// A bundle back from the recording loop, its buffers free for reuse.
 #[derive(Debug)]
 pub(crate) struct Returned {
     pub(crate) bundle: Bundle,
     pub(crate) outcome: Outcome,
 }
 
-/// The recording thread and the bundles in its hands.
+/// The recording loop: the chain, the bundles it is sent, and where it sends
+/// them back. It runs on a thread of its own ([`Recorder::spawn`]) or on a
+/// pool worker's thread between that worker's phases ([`Recorder::hosted`]).
+pub(crate) struct Duty {
+    chain: Chain,
+    parallel: bool,
+    /// An earlier tick's recording failed: later ones are skipped.
+    failed: bool,
+    bundles: Receiver<Bundle>,
+    to_main: Sender<Returned>,
+    chain_back: Sender<Chain>,
+}
+
+impl Duty {
+    /// The channel the orchestrator hands ticks over on; it closes after the
+    /// last one.
+    pub(crate) fn bundles(&self) -> &Receiver<Bundle> {
+        &self.bundles
+    }
+
+    /// Records one tick and hands its bundle back; `false` once nobody takes
+    /// bundles back.
+    pub(crate) fn record(&mut self, mut bundle: Bundle) -> bool {
+        let outcome = if self.failed {
+            Outcome::Skipped
+        } else {
+            match self.chain.record(&mut bundle, self.parallel) {
+                Ok(()) => Outcome::Recorded {
+                    digest: self.chain.digest,
+                    head: self.chain.head,
+                },
+                Err(e) => {
+                    self.failed = true;
+                    // The agent's effects are gone by now.
+                    Outcome::Failed(sink_error(bundle.record.tick.0, e, |_| String::new()))
+                }
+            }
+        };
+        self.to_main.send(Returned { bundle, outcome }).is_ok()
+    }
+
+    /// Gives the chain back, every tick handed over recorded.
+    pub(crate) fn finish(self) {
+        // A recorder that is gone no longer wants it.
+        let _ = self.chain_back.send(self.chain);
+    }
+}
+
+/// The orchestrator's end of the recording loop and the bundles in its hands.
 #[derive(Debug)]
 pub(crate) struct Recorder {
     to: Option<Sender<Bundle>>,
     back: Receiver<Returned>,
-    thread: Option<JoinHandle<Chain>>,
+    chain_back: Receiver<Chain>,
+    /// The loop's own thread; `None` when a pool worker hosts it.
+    thread: Option<JoinHandle<()>>,
     in_flight: usize,
     /// How the orchestrator waits for a bundle back.
     waiter: Waiter,
 }
 
 impl Recorder {
-    /// Starts a thread that records with `chain`, hashing a large digest
-    /// input on two threads when `parallel`; the chain back if no thread can
-    /// be had. Both sides wait for bundles as the pool's workers wait for
-    /// jobs ([`Waiter`]): polling while the ticks are short, so that a hand-off
-    /// needs no wake-up through the kernel, blocking once they are long.
+    /// A recorder and the loop that serves it, with `chain`, hashing a large
+    /// digest input on two threads when `parallel`.
+    fn new(chain: Chain, parallel: bool) -> (Self, Duty) {
+        let (to, bundles) = bounded::<Bundle>(2);
+        let (to_main, back) = bounded::<Returned>(4);
+        let (chain_to, chain_back) = bounded::<Chain>(1);
+        let duty = Duty {
+            chain,
+            parallel,
+            failed: false,
+            bundles,
+            to_main,
+            chain_back: chain_to,
+        };
+        let recorder = Self {
+            to: Some(to),
+            back,
+            chain_back,
+            thread: None,
+            in_flight: 0,
+            waiter: Waiter::default(),
+        };
+        (recorder, duty)
+    }
+
+    /// Starts a thread that runs the recording loop; the chain back if no
+    /// thread can be had. Both sides wait for bundles as the pool's workers
+    /// wait for jobs ([`Waiter`]): polling while the ticks are short, so that
+    /// a hand-off needs no wake-up through the kernel, blocking once they are
+    /// long.
     pub(crate) fn spawn(
         chain: Chain,
         parallel: bool,
         cpus: Option<crate::affinity::Cpus>,
     ) -> std::result::Result<Self, Chain> {
-        let (to, from_main) = bounded::<Bundle>(2);
-        let (to_main, back) = bounded::<Returned>(4);
-        let (give, take) = bounded::<Chain>(1);
+        let (mut recorder, duty) = Self::new(chain, parallel);
+        // The loop goes to the thread once it runs, so that a thread that
+        // cannot be had leaves the chain here.
+        let (give, take) = bounded::<Duty>(1);
         let spawned = std::thread::Builder::new()
             .name("we-recorder".into())
             .spawn(move || {
                 crate::affinity::keep_to(cpus.as_ref());
-                let Ok(mut chain) = take.recv() else {
-                    return Chain::default();
+                let Ok(mut duty) = take.recv() else {
+                    return;
                 };
-                let mut failed = false;
                 let mut waiter = Waiter::default();
-                while let Ok(mut bundle) = waiter.recv(&from_main) {
-                    let outcome = if failed {
-                        Outcome::Skipped
-                    } else {
-                        match chain.record(&mut bundle, parallel) {
-                            Ok(()) => Outcome::Recorded {
-                                digest: chain.digest,
-                                head: chain.head,
-                            },
-                            Err(e) => {
-                                failed = true;
-                                // The agent's effects are gone by now.
-                                Outcome::Failed(sink_error(bundle.record.tick.0, e, |_| {
-                                    String::new()
-                                }))
-                            }
-                        }
-                    };
-                    if to_main.send(Returned { bundle, outcome }).is_err() {
-                        break;
+                while let Ok(bundle) = waiter.recv(&duty.bundles) {
+                    if !duty.record(bundle) {
+                        return;
                     }
                 }
-                chain
+                duty.finish();
             });
         let Ok(thread) = spawned else {
-            return Err(chain);
+            return Err(duty.chain);
         };
-        give.send(chain).map_err(|e| e.into_inner())?;
-        Ok(Self {
-            to: Some(to),
-            back,
-            thread: Some(thread),
-            in_flight: 0,
-            waiter: Waiter::default(),
-        })
+        give.send(duty).map_err(|e| e.into_inner().chain)?;
+        recorder.thread = Some(thread);
+        Ok(recorder)
+    }
+
+    /// Gives the recording loop to `pool`'s last worker, which records
+    /// between its phases instead of beside them on a thread that would share
+    /// its core; the chain back if the pool has no worker thread.
+    pub(crate) fn hosted(
+        chain: Chain,
+        parallel: bool,
+        pool: &Pool,
+    ) -> std::result::Result<Self, Chain> {
+        let (recorder, duty) = Self::new(chain, parallel);
+        pool.host(Box::new(duty)).map_err(|duty| duty.chain)?;
+        Ok(recorder)
     }
 
     /// Hands a bundle over. With one already in the recorder's hands, first
@@ -250,14 +321,14 @@ impl Recorder {
         let to = self
             .to
             .as_ref()
-            .ok_or(Error::Internal("the recording thread was stopped"))?;
+            .ok_or(Error::Internal("the recording loop was stopped"))?;
         to.send(bundle)
-            .map_err(|_| Error::Internal("the recording thread stopped"))?;
+            .map_err(|_| Error::Internal("the recording loop stopped"))?;
         self.in_flight += 1;
         Ok(earlier)
     }
 
-    /// Waits for every bundle handed over; the thread goes on.
+    /// Waits for every bundle handed over; the loop goes on.
     pub(crate) fn wait_all(&mut self) -> Result<Vec<Returned>> {
         let mut returned = Vec::with_capacity(self.in_flight);
         while self.in_flight > 0 {
@@ -277,22 +348,25 @@ impl Recorder {
         let r = self
             .waiter
             .recv(&self.back)
-            .map_err(|_| Error::Internal("the recording thread stopped"))?;
+            .map_err(|_| Error::Internal("the recording loop stopped"))?;
         self.in_flight -= 1;
         Ok(r)
     }
 
-    /// Waits for every bundle handed over, stops the thread and gives the
-    /// chain back with the bundles, in tick order.
+    /// Waits for every bundle handed over, ends the loop (and its thread) and
+    /// gives the chain back with the bundles, in tick order.
     pub(crate) fn finish(mut self) -> Result<(Chain, Vec<Returned>)> {
         let returned = self.wait_all()?;
         self.to = None;
         let chain = self
-            .thread
-            .take()
-            .ok_or(Error::Internal("the recording thread was stopped"))?
-            .join()
-            .map_err(|_| Error::Internal("the recording thread panicked"))?;
+            .chain_back
+            .recv()
+            .map_err(|_| Error::Internal("the recording loop stopped"))?;
+        if let Some(thread) = self.thread.take() {
+            thread
+                .join()
+                .map_err(|_| Error::Internal("the recording thread panicked"))?;
+        }
         Ok((chain, returned))
     }
 }

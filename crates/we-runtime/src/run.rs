@@ -53,6 +53,13 @@ pub struct RunOptions {
     /// (when there are at least as many CPUs as workers; see
     /// `affinity.rs`). For measurements.
     pub share_orchestrator_cpu: bool,
+    /// In [`Runtime::run`], where ticks are recorded: `Some(true)` on the
+    /// last pool worker's thread between its phases, `Some(false)` on a
+    /// thread of their own; `None` on the worker when every CPU already
+    /// runs a partition (at least two workers, and no more CPUs than
+    /// workers), where a thread of their own would only share a worker's
+    /// core. The trace is the same either way.
+    pub record_on_worker: Option<bool>,
 }
 
 /// Below this many messages a tick's commit is not worth a second thread.
@@ -255,13 +262,13 @@ pub struct Runtime {
     next_tick: u64,
     started: bool,
     /// The workload digest, the trace chain and the sink; with the
-    /// recording thread while [`Runtime::run`] runs.
+    /// recording loop while [`Runtime::run`] runs.
     chain: Chain,
-    /// The recording thread, while [`Runtime::run`] runs (see recorder.rs).
+    /// The recording loop, while [`Runtime::run`] runs (see recorder.rs).
     recorder: Option<Recorder>,
-    /// The last committed tick, not yet handed to the recording thread.
+    /// The last committed tick, not yet handed to the recording loop.
     pending: Option<Bundle>,
-    /// Bundles back from the recording thread, for their buffers.
+    /// Bundles back from the recording loop, for their buffers.
     free: Vec<Bundle>,
     digest_buf: Vec<u8>,
     /// Runs of `digest_buf` left in a split commit's buffers.
@@ -289,6 +296,8 @@ pub struct Runtime {
     split_commit_min: u64,
     /// [`RunOptions::record_wait_bytes`].
     record_wait_bytes: usize,
+    /// [`RunOptions::record_on_worker`], decided.
+    record_on_worker: bool,
     /// This tick's inference requests (their buffers kept from tick to tick).
     requests: Requests,
     /// Model names shared by the requests (see [`intern`]).
@@ -528,6 +537,9 @@ impl Runtime {
             fanned_spare: Default::default(),
             split_commit_min: options.split_commit_min.unwrap_or(DEFAULT_SPLIT_COMMIT_MIN),
             record_wait_bytes: options.record_wait_bytes.unwrap_or(recorder::WAIT_MIN),
+            record_on_worker: options
+                .record_on_worker
+                .unwrap_or(workers >= 2 && workers >= affinity::cpu_count()),
             requests: Requests::new(),
             model_names: Vec::new(),
             spare_results: Vec::new(),
@@ -774,11 +786,13 @@ impl Runtime {
         // every tick is recorded before the next one runs.
         if self.observer.is_none() && self.recorder.is_none() {
             let parallel = self.pool.width() >= 2;
-            match Recorder::spawn(
-                std::mem::take(&mut self.chain),
-                parallel,
-                self.support.clone(),
-            ) {
+            let chain = std::mem::take(&mut self.chain);
+            let hosted = if self.record_on_worker {
+                Recorder::hosted(chain, parallel, &self.pool)
+            } else {
+                Err(chain)
+            };
+            match hosted.or_else(|chain| Recorder::spawn(chain, parallel, self.support.clone())) {
                 Ok(recorder) => self.recorder = Some(recorder),
                 // No thread to be had: record on this one.
                 Err(chain) => self.chain = chain,
@@ -815,7 +829,7 @@ impl Runtime {
         Ok(())
     }
 
-    /// With the recording thread: hands it the last committed tick and puts
+    /// With the recording loop: hands it the last committed tick and puts
     /// free buffers in place for this tick's commit.
     fn take_buffers(&mut self) -> Result<()> {
         self.hand_over(false)?;
@@ -824,13 +838,13 @@ impl Runtime {
         Ok(())
     }
 
-    /// With the recording thread: hands it the tick just committed and waits
+    /// With the recording loop: hands it the tick just committed and waits
     /// until every tick handed over is recorded.
     fn wait_recording(&mut self) -> Result<()> {
         self.hand_over(true)
     }
 
-    /// Hands the pending tick to the recording thread and takes back what it
+    /// Hands the pending tick to the recording loop and takes back what it
     /// is done with: everything handed over with `wait`, else what is back.
     fn hand_over(&mut self, wait: bool) -> Result<()> {
         let Some(recorder) = self.recorder.as_mut() else {
@@ -869,7 +883,7 @@ impl Runtime {
         self.effects_buf = bundle.effects_buf;
     }
 
-    /// Takes a tick back from the recording thread: its digests into the
+    /// Takes a tick back from the recording loop: its digests into the
     /// summary, its buffers for reuse.
     fn absorb(&mut self, returned: Returned) -> Result<()> {
         self.free.push(returned.bundle);
@@ -886,7 +900,7 @@ impl Runtime {
         }
     }
 
-    /// Records every tick handed over or pending, stops the recording thread
+    /// Records every tick handed over or pending, ends the recording loop
     /// and takes the chain back. The first recording failure is returned.
     fn stop_recording(&mut self) -> Result<()> {
         let Some(mut recorder) = self.recorder.take() else {

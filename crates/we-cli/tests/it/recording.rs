@@ -19,11 +19,23 @@ fn runtime(s: Scenario, workers: usize) -> Runtime {
 
 /// With `wait`, [`RunOptions::record_wait_bytes`].
 fn runtime_waiting(s: Scenario, workers: usize, wait: Option<usize>) -> Runtime {
+    runtime_recording(s, workers, wait, None)
+}
+
+/// With `wait` and `on_worker`, [`RunOptions::record_wait_bytes`] and
+/// [`RunOptions::record_on_worker`].
+fn runtime_recording(
+    s: Scenario,
+    workers: usize,
+    wait: Option<usize>,
+    on_worker: Option<bool>,
+) -> Runtime {
     we_cli::build(
         s,
         RunOptions {
             workers: Some(workers),
             record_wait_bytes: wait,
+            record_on_worker: on_worker,
             ..RunOptions::default()
         },
     )
@@ -79,6 +91,22 @@ fn run_and_step_by_step_write_the_same_trace() {
         std::fs::read(&waited).unwrap() == a,
         "the waited trace differs"
     );
+    // And recorded on a pool worker's thread between its phases, or on a
+    // thread of its own (whichever the default was above), with and
+    // without the wait.
+    for (on_worker, wait) in [(true, None), (false, None), (true, Some(0))] {
+        let other = dir
+            .path()
+            .join(format!("on-worker-{on_worker}-{wait:?}.trace"));
+        let mut rt = runtime_recording(mixed(), 2, wait, Some(on_worker));
+        we_cli::record_to(&mut rt, &other, FsyncPolicy::Never).unwrap();
+        let by_other = rt.run(|_| {}).unwrap();
+        assert_eq!(by_other.chain_head, by_run.chain_head);
+        assert!(
+            std::fs::read(&other).unwrap() == a,
+            "the trace recorded on_worker {on_worker}, wait {wait:?} differs"
+        );
+    }
     // And the thread-recorded trace replays.
     let out = we_cli::verify_trace(
         &threaded,
@@ -91,10 +119,12 @@ fn run_and_step_by_step_write_the_same_trace() {
     assert_eq!(out.chain_head, by_run.chain_head);
 }
 
-/// A sink that fails on one tick and notes what it was given.
+/// A sink that fails on one tick and notes what it was given, and on which
+/// thread.
 struct FailingSink {
     fail_at: u64,
     seen: Arc<Mutex<Vec<u64>>>,
+    threads: Arc<Mutex<Vec<String>>>,
 }
 
 impl TraceSink for FailingSink {
@@ -104,6 +134,8 @@ impl TraceSink for FailingSink {
 
     fn record(&mut self, record: &TickRecord) -> Result<[u8; 32], BoxError> {
         self.seen.lock().unwrap().push(record.tick.0);
+        let thread = std::thread::current().name().unwrap_or("").to_string();
+        self.threads.lock().unwrap().push(thread);
         if record.tick.0 == self.fail_at {
             return Err("disk full".into());
         }
@@ -117,12 +149,21 @@ impl TraceSink for FailingSink {
 
 #[test]
 fn a_failing_sink_stops_the_run_at_its_tick_with_every_earlier_tick_recorded() {
-    for (workers, wait) in [(1, None), (2, None), (2, Some(0))] {
+    let cases = [
+        (1, None, None),
+        (2, None, Some(false)),
+        (2, None, Some(true)),
+        (2, Some(0), Some(false)),
+        (2, Some(0), Some(true)),
+    ];
+    for (workers, wait, on_worker) in cases {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let mut rt = runtime_waiting(mixed(), workers, wait);
+        let threads = Arc::new(Mutex::new(Vec::new()));
+        let mut rt = runtime_recording(mixed(), workers, wait, on_worker);
         rt.set_trace(Box::new(FailingSink {
             fail_at: 7,
             seen: Arc::clone(&seen),
+            threads: Arc::clone(&threads),
         }));
         let err = rt.run(|_| {}).unwrap_err();
         assert!(
@@ -132,6 +173,16 @@ fn a_failing_sink_stops_the_run_at_its_tick_with_every_earlier_tick_recorded() {
         // Ticks 0..=7 were handed to the sink in order, and nothing after
         // the failure: the chain stops where the sink failed.
         assert_eq!(*seen.lock().unwrap(), (0..=7).collect::<Vec<u64>>());
+        // Every tick was recorded where the options said.
+        let expected = match on_worker {
+            Some(true) => "we-worker-1",
+            _ => "we-recorder",
+        };
+        assert!(
+            threads.lock().unwrap().iter().all(|t| t == expected),
+            "workers {workers}, on_worker {on_worker:?}: recorded on {:?}",
+            threads.lock().unwrap()
+        );
         // The summary's head is that of the last tick recorded (6).
         assert_eq!(
             rt.summary().chain_head,
