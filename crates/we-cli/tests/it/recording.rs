@@ -14,12 +14,7 @@ fn mixed() -> Scenario {
 }
 
 fn runtime(s: Scenario, workers: usize) -> Runtime {
-    runtime_waiting(s, workers, None)
-}
-
-/// With `wait`, [`RunOptions::record_wait_bytes`].
-fn runtime_waiting(s: Scenario, workers: usize, wait: Option<usize>) -> Runtime {
-    runtime_recording(s, workers, wait, None)
+    runtime_recording(s, workers, None, None)
 }
 
 /// With `wait` and `on_worker`, [`RunOptions::record_wait_bytes`] and
@@ -81,30 +76,27 @@ fn run_and_step_by_step_write_the_same_trace() {
         a.len(),
         b.len()
     );
-    // And with the tick loop waiting for every tick's recording.
-    let waited = dir.path().join("waited.trace");
-    let mut rt = runtime_waiting(mixed(), 2, Some(0));
-    we_cli::record_to(&mut rt, &waited, FsyncPolicy::Never).unwrap();
-    let by_waiting = rt.run(|_| {}).unwrap();
-    assert_eq!(by_waiting.chain_head, by_run.chain_head);
-    assert!(
-        std::fs::read(&waited).unwrap() == a,
-        "the waited trace differs"
-    );
-    // And recorded on a pool worker's thread between its phases, or on a
-    // thread of its own (whichever the default was above), with and
-    // without the wait.
-    for (on_worker, wait) in [(true, None), (false, None), (true, Some(0))] {
+    // And with the tick loop waiting for every tick's recording, and
+    // recorded on a pool worker's thread between its phases or on a thread
+    // of its own (whichever the default was above), with and without the
+    // wait.
+    let cases = [
+        (None, Some(0)),
+        (Some(true), None),
+        (Some(false), None),
+        (Some(true), Some(0)),
+    ];
+    for (on_worker, wait) in cases {
         let other = dir
             .path()
-            .join(format!("on-worker-{on_worker}-{wait:?}.trace"));
-        let mut rt = runtime_recording(mixed(), 2, wait, Some(on_worker));
+            .join(format!("on-worker-{on_worker:?}-{wait:?}.trace"));
+        let mut rt = runtime_recording(mixed(), 2, wait, on_worker);
         we_cli::record_to(&mut rt, &other, FsyncPolicy::Never).unwrap();
         let by_other = rt.run(|_| {}).unwrap();
         assert_eq!(by_other.chain_head, by_run.chain_head);
         assert!(
             std::fs::read(&other).unwrap() == a,
-            "the trace recorded on_worker {on_worker}, wait {wait:?} differs"
+            "the trace recorded on_worker {on_worker:?}, wait {wait:?} differs"
         );
     }
     // And the thread-recorded trace replays.
