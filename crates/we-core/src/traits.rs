@@ -642,9 +642,11 @@ pub struct TickRecord {
     pub workload_digest: [u8; 32],
     /// Messages committed for delivery at the next tick.
     pub messages: u64,
-    /// Per-agent digests of the effects each agent emitted (first 8 bytes of a
-    /// blake3), so a divergence can be pinned to an agent; empty when the trace
-    /// detail is per tick only.
+    /// Per-agent digests of the effects each agent emitted, so a divergence
+    /// can be pinned to an agent: a 64-bit FNV-1a fold of the effect bytes
+    /// (a locator; tamper evidence comes from the blake3 chain over the
+    /// record), of the fault's name for an agent that faulted, 0 for one
+    /// that did not run; one per agent, in id order.
     pub agent_digests: Vec<u64>,
     /// Faults of the tick as `(agent, kind)`.
     pub faults: Vec<(AgentId, FaultKind)>,
